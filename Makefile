@@ -1,0 +1,35 @@
+# Two commands set up everything on a fresh machine with python3 and pip:
+#   make demo   create .venv, install core + every in-repo plugin, run the quickstart end to end
+#   make test   same set-up, then the schema check and the test suite (all but `gpu` tests)
+# Both are idempotent: .venv is reused while requirements and pins are unchanged.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYPROJECTS := core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
+
+.PHONY: setup demo test lint schema clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements-dev.txt constraints.txt $(PYPROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/flowforge run examples/quickstart.yaml
+
+test: setup
+	$(BIN)/flowforge schema --check
+	$(BIN)/python -m pytest -m "not gpu" -q
+
+lint: setup
+	$(BIN)/ruff check .
+
+schema: setup
+	$(BIN)/flowforge schema --write
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,44 @@
+"""Explicit Runge-Kutta methods from a Butcher tableau, on the velocity of any prediction kind."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from flowforge.field import Dynamics
+from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
+from flowforge.tensors import expand_like
+
+
+class ExplicitRK(Solver, ODE):
+    """Abstract: a fixed-step explicit RK method; subclasses give the tableau `(a, b, c)`."""
+
+    a: ClassVar[tuple[tuple[float, ...], ...]]
+    b: ClassVar[tuple[float, ...]]
+    c: ClassVar[tuple[float, ...]]
+
+    def steps_for_nfe(self, nfe: int) -> int:
+        return steps_from_nfe(self, nfe, len(self.b))
+
+    def step(
+        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
+    ) -> tuple[Tensor, Any]:
+        return self.rk_step(f, x, t0, t1), state
+
+    def rk_step(self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor) -> Tensor:
+        """One step of the tableau from `t0` to `t1` (per-sample step sizes)."""
+        dt = t1 - t0
+        h = expand_like(dt, x)
+        ks: list[Tensor] = []
+        for i, ci in enumerate(self.c):
+            xi = x
+            for aij, kj in zip(self.a[i], ks, strict=False):
+                if aij:
+                    xi = xi + (h * aij) * kj
+            ks.append(f(xi, t0 + ci * dt).velocity)
+        out = x
+        for bi, ki in zip(self.b, ks, strict=True):
+            if bi:
+                out = out + (h * bi) * ki
+        return out
