@@ -125,9 +125,10 @@ def _check_finite(bad: Tensor, grid: Tensor, solver: Solver, prediction: str) ->
     step = int(bad)
     if step < 0:
         return
-    t_end = float(grid[step + 1].min())
+    t_a, t_b = float(grid[step, 0]), float(grid[step + 1, 0])
     raise NumericalError(
-        f"the solve produced NaN or Inf at step {step} (ending at t={t_end:.4g}) with solver "
+        f"the solve produced NaN or Inf in step {step + 1} of {grid.shape[0] - 1} "
+        f"(t={t_a:.4g} -> {t_b:.4g}) with solver "
         f"{solver.name!r}. Usual causes: a model that outputs NaN; a {prediction!r} prediction "
         "evaluated at an end point where it has no finite velocity (noise/score where alpha(t)=0, "
         "data where sigma(t)=0: narrow t_span, e.g. (1e-3, 1 - 1e-3), or predict velocity); or too "
