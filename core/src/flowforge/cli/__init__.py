@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `flowforge` script and `python -m flowforge`."""
     _add_commands()
     try:
-        cli.main(args=argv, prog_name="flowforge", standalone_mode=False)
+        # Outside standalone mode click returns the code of `ctx.exit(code)` instead of exiting.
+        code = cli.main(args=argv, prog_name="flowforge", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(
             f"internal error: {type(err).__name__}: {err}\n"
-            "This is a bug in flowforge or a plugin; rerun with FLOWFORGE_DEBUG=1 for the traceback "
-            "and report it.",
+            "This is a bug in flowforge or a plugin; rerun with FLOWFORGE_DEBUG=1 for the "
+            "traceback and report it.",
             err=True,
         )
         sys.exit(EXIT_FAILED)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

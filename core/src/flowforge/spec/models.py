@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowforge.paths.base import PREDICTIONS
 
-Prediction = Literal["velocity", "data", "noise", "score"]
+Prediction = Literal[PREDICTIONS]  # type: ignore[valid-type]  # one list: flowforge.paths.base
+Time = Annotated[float, Field(ge=0, le=1, description="0 = noise, 1 = data")]
 
 
 class Strict(BaseModel):
-    """Base of all spec sections: unknown keys are errors."""
+    """Base of all spec sections: unknown keys are errors, and so are NaN and infinite numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ComponentRef(Strict):
@@ -31,14 +32,29 @@ class ComponentRef(Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict | BaseModel):
+            return value
+        raise ValueError(
+            f"expected a registered name (e.g. `path: cond_ot`) or a mapping with `name` and "
+            f"optional `params`, got {type(value).__name__}"
+        )
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _empty_params(cls, value: Any) -> Any:
+        # `params:` with every entry commented out reads as null in YAML: no parameters.
+        return {} if value is None else value
 
 
 class ModelSpec(ComponentRef):
-    """The network: a registered model factory, the kind of prediction it makes, an optional checkpoint."""
+    """The network: a registered model factory, the prediction it makes, an optional checkpoint."""
 
     prediction: Prediction = "velocity"
-    checkpoint: str | None = Field(None, description="load weights from this checkpoint instead of training")
+    checkpoint: str | None = Field(
+        None, description="load weights from this checkpoint instead of training"
+    )
 
 
 class TrainSpec(Strict):
@@ -49,7 +65,9 @@ class TrainSpec(Strict):
     lr: Annotated[float, Field(gt=0, le=1)] = 1e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
     ema_decay: Annotated[float, Field(ge=0, lt=1, description="0 disables EMA")] = 0.999
-    grad_clip: Annotated[float | None, Field(gt=0, description="max gradient norm; null: no clipping")] = 1.0
+    grad_clip: Annotated[
+        float | None, Field(gt=0, description="max gradient norm; null: no clipping")
+    ] = 1.0
     time_sampler: Literal["uniform"] = "uniform"
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     log_every: Annotated[int, Field(ge=1)] = 100
@@ -63,7 +81,14 @@ class SampleSpec(Strict):
     num_samples: Annotated[int, Field(ge=1)] = 2000
     batch_size: Annotated[int, Field(ge=1)] = 4096
     time_grid: Literal["auto", "uniform", "logsnr", "edm"] = "auto"
-    t_span: tuple[float, float] | None = Field(None, description="(t0, t1); default: the path's")
+    t_span: tuple[Time, Time] | None = Field(None, description="(t0, t1); default: the path's")
+
+    @field_validator("t_span")
+    @classmethod
+    def _distinct_ends(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] == value[1]:
+            raise ValueError(f"t0 and t1 must differ (got {value[0]} for both)")
+        return value
 
 
 class EvaluateSpec(Strict):

@@ -1,0 +1,120 @@
+"""Two-stage validation of a parsed spec: the experiment structure, then each component's params.
+
+Stage one checks the document against `ExperimentSpec`; stage two looks every component up in the
+registry and validates its `params` with the component's own model. All problems of both stages
+are collected into one `SpecError`, and the returned spec carries every component's validated
+params with their defaults filled in, so that dumping it gives a fully explicit spec.
+
+    doc = {"name": "demo", "data": "two_moons", "path": "cond_ot", "model": "mlp"}
+    spec = validate_document(doc)
+    spec.path.params   # {} for cond_ot; every default spelled out for components with params
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from flowforge import registry
+from flowforge.errors import SpecError
+from flowforge.spec.keys import model_at, with_hint
+from flowforge.spec.models import ComponentRef, ExperimentSpec
+from flowforge.spec.sections import COMPONENT_SECTIONS
+from flowforge.validation import dotted, spec_error
+
+EXPECTED = f"expected a mapping of the top-level keys ({', '.join(ExperimentSpec.model_fields)})"
+Location = tuple[str | int, ...]
+
+
+def validate_document(doc: object, source: str = "<document>") -> ExperimentSpec:
+    """Validate already-parsed spec data (both stages); raises `SpecError` listing every problem."""
+    if doc is None:
+        raise SpecError([("", f"the spec is empty: {EXPECTED}")], source)
+    if not isinstance(doc, dict):
+        raise SpecError([("", f"{EXPECTED}, got {_kind(doc)}")], source)
+    try:
+        spec = ExperimentSpec.model_validate(doc)
+    except ValidationError as err:
+        # Components of the sections that are sound on their own are still checked.
+        _, component_issues = _resolve_components(doc)
+        raise SpecError(_structure_issues(err) + component_issues, source) from None
+    resolved, issues = _resolve_components(spec)
+    if issues:
+        raise SpecError(issues, source)
+    plain = spec.model_dump()
+    for loc, params in resolved.items():
+        _at(plain, loc)["params"] = params
+    return ExperimentSpec.model_validate(plain)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    return f"a single value of type {type(value).__name__} ({value!r:.40})"
+
+
+def _structure_issues(err: ValidationError) -> list[tuple[str, str]]:
+    """Stage-one issues; unknown keys get close matches among the valid keys at their level."""
+    issues = []
+    for (loc, msg), item in zip(spec_error(err).issues, err.errors(include_url=False), strict=True):
+        if item["type"] == "extra_forbidden":
+            model = model_at(ExperimentSpec, item["loc"][:-1])
+            msg = with_hint(msg, item["loc"][-1], model.model_fields if model else ())
+        issues.append((loc, msg))
+    return issues
+
+
+def _resolve_components(root: Any) -> tuple[dict[Location, dict], list[tuple[str, str]]]:
+    """Stage two on a validated spec or raw mapping: validated params by location, and issues."""
+    resolved: dict[Location, dict] = {}
+    issues: list[tuple[str, str]] = []
+    for section in COMPONENT_SECTIONS:
+        for loc, value in section.find(root):
+            try:
+                ref = section.model.model_validate(value)
+            except ValidationError:
+                continue  # a structure problem, which stage one reports
+            try:
+                resolved[loc] = component_params(section.kind, ref, dotted(loc))
+            except SpecError as err:
+                issues.extend(err.issues)
+    return resolved, issues
+
+
+def component_params(kind: str, ref: ComponentRef, where: str) -> dict[str, Any]:
+    """The validated params of the component `ref` names, defaults included, as plain JSON data."""
+    try:
+        component = registry.get(kind, ref.name)
+    except SpecError as err:
+        raise err.prefixed(f"{where}.name") from None
+    at = f"{where}.params"
+    try:
+        value = component.validate(ref.params, where=at)
+    except SpecError as err:
+        valid = component.params_schema().get("properties", {})
+        raise SpecError([_hinted(issue, at, ref.params, valid) for issue in err.issues]) from None
+    if value is None:
+        return {}
+    return _adapter(component.params).dump_python(value, mode="json")
+
+
+def _hinted(issue: tuple[str, str], at: str, given: dict, valid: dict) -> tuple[str, str]:
+    """An unknown params key gets close matches among the component's parameters."""
+    loc, msg = issue
+    key = loc.removeprefix(f"{at}.")
+    if key in given and key not in valid:
+        msg = with_hint(msg, key, valid)
+    return loc, msg
+
+
+@cache
+def _adapter(params: type) -> TypeAdapter:
+    return TypeAdapter(params)
+
+
+def _at(plain: Any, loc: Location) -> Any:
+    for part in loc:
+        plain = plain[part]
+    return plain

@@ -1,0 +1,1 @@
+"""Contract mixins: one pytest class per component kind, subclassed by implementations' tests."""
