@@ -6,17 +6,21 @@ solution comes from scipy's DOP853 at rtol=1e-13, independent of flowforge's own
 
 from __future__ import annotations
 
+import flowforge
 import numpy as np
 import pytest
 import torch
-from scipy.integrate import solve_ivp
-
-import flowforge
 from flowforge import registry
 from flowforge.targets import GaussianMixture
+from scipy.integrate import solve_ivp
 
 EXPECTED = {"euler": 1, "heun": 2, "midpoint": 2, "rk4": 4}
-STEPS = {"euler": [32, 64, 128, 256], "heun": [16, 32, 64, 128], "midpoint": [16, 32, 64, 128], "rk4": [8, 16, 32, 64]}
+STEPS = {
+    "euler": [32, 64, 128, 256],
+    "heun": [16, 32, 64, 128],
+    "midpoint": [16, 32, 64, 128],
+    "rk4": [8, 16, 32, 64],
+}
 PER_STEP = {"euler": (1, 0), "heun": (2, -1), "midpoint": (2, 0), "rk4": (4, 0)}
 
 
@@ -52,12 +56,19 @@ def test_observed_order(mixture, path_name, solver):
     errors = []
     for n in STEPS[solver]:
         x = flowforge.sample(
-            mixture.field(path, "velocity"), x0, path=path, prediction="velocity",
-            solver=solver, nfe=per * n + extra, time_grid="uniform",
+            mixture.field(path, "velocity"),
+            x0,
+            path=path,
+            prediction="velocity",
+            solver=solver,
+            nfe=per * n + extra,
+            time_grid="uniform",
         )
         errors.append(float((x - ref).abs().max()))
     slope = -np.polyfit(np.log(STEPS[solver]), np.log(errors), 1)[0]
-    assert abs(slope - EXPECTED[solver]) < 0.3, f"{solver} on {path_name}: order {slope:.2f}, errors {errors}"
+    assert abs(slope - EXPECTED[solver]) < 0.3, (
+        f"{solver} on {path_name}: order {slope:.2f}, errors {errors}"
+    )
 
 
 @pytest.mark.parametrize("prediction", ["data", "noise", "score"])

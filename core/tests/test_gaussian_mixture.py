@@ -1,4 +1,4 @@
-"""The Gaussian-mixture targets are exact: checked by autograd, quadrature and the continuity equation."""
+"""Gaussian-mixture targets are exact: checked by autograd, quadrature, the continuity equation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.targets import GaussianMixture
@@ -17,7 +16,8 @@ PATHS = ["cond_ot", "vp_cosine", "vp_linear", "ve", "edm"]
 @pytest.fixture(scope="module")
 def gm2() -> GaussianMixture:
     return GaussianMixture(
-        means=[[-1.0, 0.5], [1.5, -0.5], [0.0, 2.0]], stds=[[0.5, 0.3], [0.4, 0.6], [0.8, 0.8]],
+        means=[[-1.0, 0.5], [1.5, -0.5], [0.0, 2.0]],
+        stds=[[0.5, 0.3], [0.4, 0.6], [0.8, 0.8]],
         weights=[0.2, 0.5, 0.3],
     )
 
@@ -35,7 +35,9 @@ def test_score_is_gradient_of_marginal_log_density(gm2, path_name):
     x, t = _points()
     x.requires_grad_(True)
     (grad,) = torch.autograd.grad(gm2.marginal_log_prob(x, t, path).sum(), x)
-    torch.testing.assert_close(gm2.predict(x.detach(), t, path, "score"), grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(
+        gm2.predict(x.detach(), t, path, "score"), grad, rtol=1e-10, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("path_name", ["cond_ot", "vp_cosine", "vp_linear"])
@@ -44,7 +46,9 @@ def test_velocity_satisfies_continuity_equation(gm2, path_name):
     path = registry.create("path", path_name)
     x, t = _points(16, seed=3)
     h = 1e-5
-    dlogp = (gm2.marginal_log_prob(x, t + h, path) - gm2.marginal_log_prob(x, t - h, path)) / (2 * h)
+    dlogp = (gm2.marginal_log_prob(x, t + h, path) - gm2.marginal_log_prob(x, t - h, path)) / (
+        2 * h
+    )
     xg = x.clone().requires_grad_(True)
     v = gm2.predict(xg, t, path, "velocity")
     div = sum(torch.autograd.grad(v[:, i].sum(), xg, retain_graph=True)[0][:, i] for i in range(2))

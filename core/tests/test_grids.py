@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from flowforge import registry
 from flowforge.grids import make_grid
 
@@ -34,5 +33,6 @@ def test_logsnr_grid_is_uniform_in_log_snr():
 def test_edm_grid_on_edm_path_is_uniform_in_time():
     path = registry.create("path", "edm")
     t0, t1 = torch.zeros(1, **f64), torch.ones(1, **f64)
-    torch.testing.assert_close(make_grid("edm", path, t0, t1, 17, "uniform")[:, 0],
-                               torch.linspace(0, 1, 18, **f64))
+    torch.testing.assert_close(
+        make_grid("edm", path, t0, t1, 17, "uniform")[:, 0], torch.linspace(0, 1, 18, **f64)
+    )

@@ -1,4 +1,4 @@
-"""Path-specific properties (the generic ones run for every registered path in test_contracts.py)."""
+"""Path-specific properties (generic ones run for every registered path in test_contracts.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from flowforge import registry
 from flowforge.errors import SpecError
 
@@ -17,8 +16,12 @@ def test_end_points_of_the_standard_paths():
     t = torch.tensor([0.0, 1.0], **f64)
     for name in ("cond_ot", "vp_cosine"):
         path = registry.create("path", name)
-        torch.testing.assert_close(path.alpha(t), torch.tensor([0.0, 1.0], **f64), atol=1e-15, rtol=0)
-        torch.testing.assert_close(path.sigma(t), torch.tensor([1.0, 0.0], **f64), atol=1e-15, rtol=0)
+        torch.testing.assert_close(
+            path.alpha(t), torch.tensor([0.0, 1.0], **f64), atol=1e-15, rtol=0
+        )
+        torch.testing.assert_close(
+            path.sigma(t), torch.tensor([1.0, 0.0], **f64), atol=1e-15, rtol=0
+        )
     ve = registry.create("path", "ve", sigma_min=0.01, sigma_max=80.0)
     torch.testing.assert_close(ve.sigma(t), torch.tensor([80.0, 0.01], **f64))
 
@@ -67,5 +70,5 @@ def test_path_params_are_validated():
         registry.create("path", "ve", sigma_min=-1.0)
     with pytest.raises(SpecError, match="unknown key"):
         registry.create("path", "edm", sigma=1.0)
-    with pytest.raises(SpecError, match="takes no parameters|unknown key"):
+    with pytest.raises(SpecError, match=r"takes no parameters|unknown key"):
         registry.create("path", "cond_ot", alpha=1.0)

@@ -1,4 +1,4 @@
-"""`flowforge.sample`: the one driver that runs any solver on any model, path and prediction kind."""
+"""`flowforge.sample`: one driver runs any solver on any model, path and prediction kind."""
 
 from __future__ import annotations
 
@@ -35,11 +35,15 @@ class SampleResult:
 def _guidance_list(guidance: Any) -> list[Guidance]:
     if guidance is None:
         return []
-    items = guidance if isinstance(guidance, Sequence) and not isinstance(guidance, str) else [guidance]
+    items = (
+        guidance if isinstance(guidance, Sequence) and not isinstance(guidance, str) else [guidance]
+    )
     out = [registry.resolve("guidance", g) for g in items]
     for g in out:
         if not isinstance(g, Guidance):
-            raise InvalidArgumentError(f"guidance must be a registered name or a Guidance, got {g!r}")
+            raise InvalidArgumentError(
+                f"guidance must be a registered name or a Guidance, got {g!r}"
+            )
     return out
 
 
@@ -82,7 +86,9 @@ def sample(
     if not isinstance(x_init, Tensor):
         raise InvalidArgumentError(f"x_init must be a tensor (B, ...), got {type(x_init).__name__}")
     if x_init.ndim < 1 or x_init.shape[0] == 0:
-        raise InvalidArgumentError(f"x_init must have a batch dimension, got shape {tuple(x_init.shape)}")
+        raise InvalidArgumentError(
+            f"x_init must have a batch dimension, got shape {tuple(x_init.shape)}"
+        )
     path, solver = _resolve(path, solver)
     check_prediction(prediction)
     hooks = _guidance_list(guidance)

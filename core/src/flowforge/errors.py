@@ -1,4 +1,4 @@
-"""The error hierarchy: every user mistake surfaces as one of these, with a message that says the fix.
+"""The error hierarchy: every user mistake surfaces as one of these, with a message giving the fix.
 
 The CLI prints a `FlowforgeError` as its message alone (no traceback) and exits non-zero.
 """
@@ -48,7 +48,9 @@ class MissingDependencyError(FlowforgeError, ImportError):
     def __init__(self, package: str, feature: str, install: str | None = None):
         self.package = package
         hint = install or f"pip install {package}"
-        super().__init__(f"{feature} needs the package '{package}', which is not installed. Fix: {hint}")
+        super().__init__(
+            f"{feature} needs the package '{package}', which is not installed. Fix: {hint}"
+        )
 
 
 class InvalidArgumentError(FlowforgeError, ValueError):

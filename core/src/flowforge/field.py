@@ -14,7 +14,7 @@ from flowforge.paths.base import AffinePath, check_prediction
 
 @runtime_checkable
 class VectorField(Protocol):
-    """Any callable `(x_t (B, ...), t (B,), **cond) -> prediction (B, ...)`, usually an `nn.Module`."""
+    """Any callable `(x_t (B, ...), t (B,), **cond) -> prediction (B, ...)`, often an nn.Module."""
 
     def __call__(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor: ...
 
@@ -83,7 +83,8 @@ class Dynamics:
         if not isinstance(out, Tensor) or out.shape != x_t.shape:
             got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
             raise InvalidArgumentError(
-                f"the model returned {got} for an input of shape {tuple(x_t.shape)}; a vector field "
+                f"the model returned {got} for an input of shape {tuple(x_t.shape)}; "
+                f"a vector field "
                 f"must return a {self.prediction} prediction of the same shape as x_t"
             )
         pred = Prediction(out, self.prediction, x_t, t, self.path)

@@ -26,7 +26,9 @@ def _clamped_log_snr(path: AffinePath, t: Tensor) -> Tensor:
     return path.log_snr(t).clamp(-LOG_SNR_LIMIT, LOG_SNR_LIMIT)
 
 
-def make_grid(kind: str | Tensor, path: Path, t0: Tensor, t1: Tensor, steps: int, default: str) -> Tensor:
+def make_grid(
+    kind: str | Tensor, path: Path, t0: Tensor, t1: Tensor, steps: int, default: str
+) -> Tensor:
     """The `(steps + 1, B)` grid from `t0 (B,)` to `t1 (B,)`; `default` resolves `auto`."""
     if isinstance(kind, Tensor):
         return _explicit(kind, t0, t1, steps)
@@ -45,7 +47,7 @@ def make_grid(kind: str | Tensor, path: Path, t0: Tensor, t1: Tensor, steps: int
         if kind == "logsnr":
             grid = path.t_from_log_snr(lam0 + frac * (lam1 - lam0))
         else:
-            # Karras et al. (2022): uniform in (sigma / alpha)^(1 / rho), sigma / alpha = exp(-lam / 2).
+            # Karras et al. (2022): uniform in r^(1/rho) with r = sigma/alpha = exp(-lam/2).
             r0, r1 = torch.exp(-lam0 / (2 * EDM_RHO)), torch.exp(-lam1 / (2 * EDM_RHO))
             lam = -2 * EDM_RHO * torch.log(r0 + frac * (r1 - r0))
             grid = path.t_from_log_snr(lam)
@@ -60,7 +62,8 @@ def _explicit(times: Tensor, t0: Tensor, t1: Tensor, steps: int) -> Tensor:
         times = times[:, None].expand(-1, t0.shape[0])
     if times.ndim != 2 or times.shape != (steps + 1, t0.shape[0]):
         raise InvalidArgumentError(
-            f"an explicit time_grid must have shape ({steps + 1},) or ({steps + 1}, B={t0.shape[0]}) "
+            f"an explicit time_grid must have shape ({steps + 1},) or "
+            f"({steps + 1}, B={t0.shape[0]}) "
             f"for {steps} steps (set by nfe); got {tuple(times.shape)}"
         )
     return times

@@ -70,7 +70,9 @@ class Component:
         if self._adapter is None:
             if params:
                 keys = ", ".join(sorted(params))
-                raise SpecError([(where, f"{self.kind} {self.name!r} takes no parameters (got {keys})")])
+                raise SpecError(
+                    [(where, f"{self.kind} {self.name!r} takes no parameters (got {keys})")]
+                )
             return None
         try:
             return self._adapter.validate_python(params)
@@ -170,7 +172,8 @@ class Registry:
                 other = table[comp.name]
                 raise PluginError(
                     f"{comp.kind} {comp.name!r} is registered twice: by distribution "
-                    f"{other.distribution!r} (plugin {other.plugin!r}) and by {comp.distribution!r} "
+                    f"{other.distribution!r} (plugin {other.plugin!r}) and by "
+                    f"{comp.distribution!r} "
                     f"(plugin {comp.plugin!r}). Uninstall one of them, or limit what loads with "
                     f"{ENV_PLUGINS}=..."
                 )
@@ -192,7 +195,16 @@ def _collect(pm: pluggy.PluginManager, plugin: object, pname: str, dist: str, ve
                 if params is None and dataclasses.is_dataclass(factory):
                     params = factory
                 found.append(
-                    Component(_kind, name, factory, params and _closed(params), pname, dist, version, summary)
+                    Component(
+                        _kind,
+                        name,
+                        factory,
+                        params and _closed(params),
+                        pname,
+                        dist,
+                        version,
+                        summary,
+                    )
                 )
 
             impl.function(**{arg: register for arg in impl.argnames})
@@ -236,7 +248,9 @@ def load(allowed: set[str] | None = ..., entry_points: Iterable[Any] | None = No
     if allowed is not None:
         known = {n for c in candidates for n in (c[0], c[1], c[1].removeprefix("flowforge-"))}
         for missing in sorted(allowed - known):
-            reg.failures.append(PluginFailure(missing, "?", f"named in {ENV_PLUGINS} but not installed"))
+            reg.failures.append(
+                PluginFailure(missing, "?", f"named in {ENV_PLUGINS} but not installed")
+            )
     for pname, dist, version, loader in candidates:
         try:
             plugin = loader()
@@ -258,7 +272,9 @@ def load(allowed: set[str] | None = ..., entry_points: Iterable[Any] | None = No
         kinds: dict[str, list[str]] = {}
         for c in comps:
             kinds.setdefault(c.kind, []).append(c.name)
-        reg.plugins.append(PluginInfo(pname, dist, version, {k: sorted(v) for k, v in kinds.items()}))
+        reg.plugins.append(
+            PluginInfo(pname, dist, version, {k: sorted(v) for k, v in kinds.items()})
+        )
     return reg
 
 

@@ -14,7 +14,7 @@ from flowforge.paths.base import AffinePath
 
 @dataclass(frozen=True)
 class EDM(AffinePath):
-    """`alpha = 1`, `sigma(t) = (sigma_max^(1/rho) + t (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho`.
+    """`alpha = 1`, `sigma(t) = (s_max^(1/rho) + t (s_min^(1/rho) - s_max^(1/rho)))^rho`.
 
     A uniform grid in t is exactly Karras' rho-schedule of noise levels.
 

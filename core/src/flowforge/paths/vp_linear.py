@@ -1,4 +1,4 @@
-"""The variance-preserving path of DDPM's linear beta schedule in continuous time (Song et al. 2021)."""
+"""The variance-preserving path of the DDPM linear beta schedule in continuous time (Song 2021)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ class VPLinear(AffinePath):
 
     beta_min: Annotated[float, Field(gt=0, description="beta at the data end (t=1)")] = 0.1
     beta_max: Annotated[float, Field(gt=0, description="beta at the noise end (t=0)")] = 20.0
-    eps: Annotated[float, Field(gt=0, lt=0.5, description="default sampling stops at t = 1 - eps")] = 1e-3
+    eps: Annotated[
+        float, Field(gt=0, lt=0.5, description="default sampling stops at t = 1 - eps")
+    ] = 1e-3
 
     def _log_alpha(self, t: Tensor) -> Tensor:
         s = 1.0 - t

@@ -11,7 +11,8 @@ from flowforge.solvers.explicit_rk import ExplicitRK
 class Euler(ExplicitRK):
     """`x_{n+1} = x_n + h v(x_n, t_n)`. Order 1, nfe = steps. Never evaluates at the end point.
 
-    >>> flowforge.sample(model, noise, path="cond_ot", prediction="velocity", solver="euler", nfe=50)
+    >>> flowforge.sample(model, noise, path="cond_ot", prediction="velocity",
+    ...                  solver="euler", nfe=50)
     """
 
     order = 1

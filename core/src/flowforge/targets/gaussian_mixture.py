@@ -36,7 +36,9 @@ class GaussianMixture:
     ):
         means = torch.as_tensor(means, dtype=torch.float64)
         if means.ndim < 2:
-            raise InvalidArgumentError(f"means must have shape (K, *event), got {tuple(means.shape)}")
+            raise InvalidArgumentError(
+                f"means must have shape (K, *event), got {tuple(means.shape)}"
+            )
         k = means.shape[0]
         self.event_shape = tuple(means.shape[1:])
         self.means = means.reshape(k, -1)
@@ -48,9 +50,15 @@ class GaussianMixture:
         self.stds = stds.reshape(k, -1).clone()
         if self.stds.shape != self.means.shape or bool((self.stds <= 0).any()):
             raise InvalidArgumentError("stds must be positive, of shape (K,) or the means' shape")
-        w = torch.ones(k, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        w = (
+            torch.ones(k, dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64)
+        )
         if w.shape != (k,) or bool((w <= 0).any()):
-            raise InvalidArgumentError(f"weights must be {k} positive numbers, got {tuple(w.shape)}")
+            raise InvalidArgumentError(
+                f"weights must be {k} positive numbers, got {tuple(w.shape)}"
+            )
         self.weights = w / w.sum()
 
     @property
@@ -104,7 +112,10 @@ class GaussianMixture:
             return noise
         if kind == "score":
             return -(r * diff / var).sum(1).reshape(x_t.shape)
-        da, ds = expand_like(path.d_alpha(t).to(x_t), x_t), expand_like(path.d_sigma(t).to(x_t), x_t)
+        da, ds = (
+            expand_like(path.d_alpha(t).to(x_t), x_t),
+            expand_like(path.d_sigma(t).to(x_t), x_t),
+        )
         return da * data + ds * noise
 
     def field(self, path: AffinePath, kind: str = "velocity") -> Callable[[Tensor, Tensor], Tensor]:
