@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from flowforge.data import GaussianMixture2D, TwoMoons
 from flowforge.hookspecs import hookimpl
+from flowforge.metrics import NLL, SlicedWasserstein
+from flowforge.models import MLPParams, build_mlp
 from flowforge.operators import Identity
 from flowforge.paths import EDM, VE, CondOT, VPCosine, VPLinear
 from flowforge.solvers import RK4, Euler, Heun, Midpoint
+from flowforge.tasks import Generate
 
 
 @hookimpl
@@ -28,3 +32,25 @@ def register_solvers(register):
 @hookimpl
 def register_operators(register):
     register("identity", Identity)
+
+
+@hookimpl
+def register_datasets(register):
+    register("two_moons", TwoMoons)
+    register("gaussian_mixture_2d", GaussianMixture2D)
+
+
+@hookimpl
+def register_models(register):
+    register("mlp", build_mlp, params=MLPParams, summary="Time-conditioned MLP for vector data")
+
+
+@hookimpl
+def register_metrics(register):
+    register("sliced_wasserstein", SlicedWasserstein)
+    register("nll", NLL)
+
+
+@hookimpl
+def register_tasks(register):
+    register("generate", Generate)

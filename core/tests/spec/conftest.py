@@ -16,7 +16,6 @@ import flowforge
 import pytest
 import yaml
 from flowforge import registry
-from flowforge.cli import main
 from flowforge.testing import FakeEntryPoint, plugin_module
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -148,16 +147,3 @@ def write_spec(tmp_path: Path) -> Callable[[object], Path]:
         return path
 
     return write
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    """Run the real `flowforge` entry point; returns `(exit code, stdout, stderr)`."""
-
-    def run(*args: object) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exit_info:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return exit_info.value.code, out, err
-
-    return run

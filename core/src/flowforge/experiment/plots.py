@@ -1,0 +1,62 @@
+"""Plots of a run as PNG files, drawn on matplotlib's Agg canvas (no display, no global backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+SCATTER_POINTS = 3000
+
+
+def _figure(width: float = 5.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=120)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_samples(samples: Tensor, test: Tensor, out: Path) -> Path | None:
+    """Side-by-side scatter of generated samples and held-out data (2-D data only)."""
+    if samples.ndim != 2 or samples.shape[1] != 2:
+        return None
+    fig = _figure(9.0, 3.8)
+    axes = fig.subplots(1, 2)
+    ref = test[:SCATTER_POINTS].cpu().numpy()
+    pad = 0.1 * (ref.max(0) - ref.min(0))
+    lo, hi = ref.min(0) - pad, ref.max(0) + pad
+    for ax, points, title, color in (
+        (axes[0], test, "held-out data", "tab:blue"),
+        (axes[1], samples, "generated samples", "tab:orange"),
+    ):
+        p = points[:SCATTER_POINTS].cpu().numpy()
+        ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
+        ax.set_title(f"{title} (n={len(p)})")
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal", adjustable="box")
+    fig.tight_layout()
+    fig.savefig(out)
+    return out
+
+
+def plot_loss(records: Sequence[dict[str, Any]], out: Path) -> Path | None:
+    """Training loss against step from the `metrics.jsonl` records."""
+    points = [
+        (r["step"], r["loss"]) for r in records if r.get("loss") is not None and r["loss"] > 0
+    ]
+    if not points:
+        return None
+    fig = _figure()
+    ax = fig.subplots()
+    ax.plot(*zip(*points, strict=True), color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    return out
