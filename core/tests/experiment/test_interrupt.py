@@ -58,6 +58,16 @@ def _reference(spec):
     return _final_weights(execute(spec, progress=make_progress(disable=True)).run)
 
 
+def _resume_matches_reference(args, run, spec):
+    """Resume through the CLI; the final weights must equal an uninterrupted run's, bit for bit."""
+    resumed = subprocess.run(
+        [sys.executable, "-m", "flowforge", *args], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    got, expected = _final_weights(run), _reference(spec)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_leaves_a_resumable_checkpoint_and_prints_the_resume_command(write_spec, sig):
     spec = _long_spec(write_spec)
@@ -78,15 +88,7 @@ def test_signal_leaves_a_resumable_checkpoint_and_prints_the_resume_command(writ
     step = int(CheckpointDir(run.checkpoints).latest().stem.split("_")[1])
     assert 50 <= step < STEPS and f"step {step} of {STEPS}" in err
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "flowforge", *shlex.split(command)[1:]],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    got, expected = _final_weights(run), _reference(spec)
-    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    _resume_matches_reference(shlex.split(command)[1:], run, spec)
 
 
 def test_sigkill_between_checkpoints_then_resume_is_bit_exact(write_spec):
@@ -96,12 +98,4 @@ def test_sigkill_between_checkpoints_then_resume_is_bit_exact(write_spec):
     time.sleep(0.013)  # somewhere between two checkpoints
     proc.kill()
     proc.communicate(timeout=60)
-    resumed = subprocess.run(
-        [sys.executable, "-m", "flowforge", "run", "--resume", str(spec)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    got, expected = _final_weights(run), _reference(spec)
-    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    _resume_matches_reference(["run", "--resume", str(spec)], run, spec)
