@@ -1,6 +1,6 @@
 # Two commands set up everything on a fresh machine with python3 and pip:
 #   make demo   create .venv, install core + every in-repo plugin, run the quickstart end to end
-#   make test   same set-up, then the schema check and the test suite (all but `gpu` tests)
+#   make test   same set-up, then the schema check, lint and the test suite (all but `gpu` tests)
 # Both are idempotent: .venv is reused while requirements and pins are unchanged.
 
 PYTHON ?= python3
@@ -23,6 +23,7 @@ demo: setup
 
 test: setup
 	$(BIN)/flowforge schema --check
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not gpu" -q
 
 lint: setup
