@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from flowforge.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

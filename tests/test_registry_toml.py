@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+
 from flowforge import registry
 from flowforge.hookspecs import PROJECT
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+
 from flowforge.cli import main
 
 pytest_plugins = ["pytester"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import flowforge
 import pytest
 import torch
+from torch import nn
+
+import flowforge
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError, SpecError
 from flowforge.guidance import Guidance
@@ -28,7 +30,6 @@ from flowforge.testing import (
     plugin_module,
     registered,
 )
-from torch import nn
 
 
 @pytest.mark.parametrize("component_name", registered("path"))

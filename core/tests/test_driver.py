@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import flowforge
 import pytest
 import torch
+
+import flowforge
 from flowforge.errors import InvalidArgumentError, NumericalError, SpecError
 from flowforge.guidance import Guidance
 from flowforge.targets import GaussianMixture

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.targets import GaussianMixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from flowforge import registry
 from flowforge.grids import make_grid
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from flowforge import registry
 from flowforge.likelihood import divergence, log_likelihood, prior_log_prob, prior_sample
 from flowforge.paths import PREDICTIONS

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 
-import flowforge
 import pytest
+from pydantic import BaseModel, ConfigDict
+
+import flowforge
 from flowforge import registry
 from flowforge.errors import PluginError, SpecError
 from flowforge.paths import VPLinear
 from flowforge.solvers import RK4, Euler
 from flowforge.testing import FakeEntryPoint, plugin_module
-from pydantic import BaseModel, ConfigDict
 
 CORE_COMPONENTS = {
     "path": {"cond_ot", "vp_cosine", "vp_linear", "ve", "edm"},

@@ -15,7 +15,7 @@ from flowforge.field import Dynamics
 from flowforge.grids import make_grid
 from flowforge.guidance.base import Guidance
 from flowforge.paths.base import AffinePath, check_prediction
-from flowforge.solvers.base import Solver, StepInfo
+from flowforge.solvers.base import Adaptive, Solver, StepInfo
 from flowforge.tensors import as_time
 
 
@@ -66,7 +66,7 @@ def sample(
     path: str | AffinePath,
     prediction: str,
     solver: str | Solver,
-    nfe: int,
+    nfe: int | None,
     t_span: tuple[float | Tensor, float | Tensor] | None = None,
     time_grid: str | Tensor = "auto",
     guidance: Any = None,
@@ -74,6 +74,9 @@ def sample(
     return_trajectory: bool = False,
 ) -> Tensor | SampleResult:
     """Integrate from `x_init` at `t_span[0]` to `t_span[1]` with exactly `nfe` model calls.
+
+    For an adaptive solver (`dopri5`) `nfe` is a budget instead (None: the solver's cap) and
+    `SampleResult.nfe` reports the calls made.
 
     `field(x_t, t)` returns a `prediction` (velocity, data, noise or score) for `path`;
     `x_init (B, ...)` is the source sample (noise for t0=0); `t_span` endpoints are floats or
@@ -92,10 +95,29 @@ def sample(
     path, solver = _resolve(path, solver)
     check_prediction(prediction)
     hooks = _guidance_list(guidance)
-    steps = solver.steps_for_nfe(nfe)
     batch = x_init.shape[0]
     t0, t1 = path.t_span if t_span is None else t_span
     t0, t1 = as_time(t0, batch, x_init), as_time(t1, batch, x_init)
+    if isinstance(solver, Adaptive):
+        return _adaptive(
+            field,
+            x_init,
+            path,
+            prediction,
+            solver,
+            nfe,
+            t0,
+            t1,
+            hooks,
+            generator,
+            return_trajectory,
+        )
+    if nfe is None:
+        raise InvalidArgumentError(
+            f"solver {solver.name!r} takes a fixed number of steps: give nfe (only adaptive "
+            "solvers such as dopri5 accept nfe=None)"
+        )
+    steps = solver.steps_for_nfe(nfe)
     grid = make_grid(time_grid, path, t0, t1, steps, solver.default_grid)
     f = Dynamics(field, path, prediction, hooks)
     grad = torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
@@ -112,8 +134,32 @@ def sample(
     return x
 
 
+def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, generator, keep):
+    """Run an adaptive solver's own loop; only prediction hooks apply inside it."""
+    for g in hooks:
+        if type(g).after_step is not Guidance.after_step or (
+            type(g).on_population is not Guidance.on_population
+        ):
+            raise InvalidArgumentError(
+                f"guidance {type(g).__name__} acts after steps, which adaptive solver "
+                f"{solver.name!r} does not have; use a fixed-step solver"
+            )
+    f = Dynamics(field, path, prediction, hooks)
+    grad = torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
+    with grad:
+        out = solver.solve(f, x_init, t0, t1, nfe, generator)
+    if not bool(torch.isfinite(out.x).all()):
+        raise NumericalError(
+            f"adaptive solver {solver.name!r} produced NaN or Inf (check the model's output, or "
+            "narrow t_span away from end points where the prediction has no finite velocity)"
+        )
+    if keep:
+        return SampleResult(out.x, torch.stack(out.trajectory), torch.stack(out.times), f.nfe)
+    return out.x
+
+
 def _loop(f, solver, x, grid, steps, generator, hooks, keep):
-    state = solver.init(f, x, grid)
+    state = solver.init(f, x, grid, generator)
     traj = [x] if keep else []
     bad = torch.full((), -1, dtype=torch.long, device=x.device)
     for i in range(steps):

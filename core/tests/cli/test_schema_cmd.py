@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from flowforge.spec.schema import EXPERIMENT
 
 pytestmark = pytest.mark.usefixtures("core_only")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+
 from flowforge.cli import main
 from flowforge.errors import CheckpointError, SpecError
 from flowforge.experiment import RunDir

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+
 from flowforge.experiment import RunDir
 from flowforge.experiment.progress import make_progress
 from flowforge.experiment.runner import execute

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from flowforge.experiment.progress import make_progress
 from flowforge.experiment.runner import execute
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from flowforge import registry
 from flowforge.data import Standardizer, TwoMoons
 from flowforge.metrics import MetricContext, sliced_wasserstein, wasserstein_1d_squared

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-import flowforge
 import pytest
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+import flowforge
 from flowforge import registry
 from flowforge.testing import FakeEntryPoint, plugin_module
-from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 
 import pytest
-from flowforge.errors import SpecError
-from flowforge.spec import ExperimentSpec, dump_spec, parse_spec, validate_document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from flowforge.errors import SpecError
+from flowforge.spec import ExperimentSpec, dump_spec, parse_spec, validate_document
 
 pytestmark = pytest.mark.usefixtures("toys")
 

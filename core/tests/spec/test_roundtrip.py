@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from flowforge.spec import dump_spec, load_spec, parse_spec, read_yaml, validate_document
 
 pytestmark = pytest.mark.usefixtures("toys")

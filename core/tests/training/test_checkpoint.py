@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+
 from flowforge.errors import CheckpointError
 from flowforge.training import CheckpointDir, load_checkpoint, save_checkpoint
 

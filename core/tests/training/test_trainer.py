@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+
 from flowforge.errors import CheckpointError, NumericalError
 from flowforge.experiment.signals import StopOnSignal
 from flowforge.models import MLP

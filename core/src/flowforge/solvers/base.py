@@ -27,7 +27,24 @@ class SDE:
 
 
 class Adaptive:
-    """Marker: chooses its own step sizes (rtol/atol); NFE is reported, not prescribed."""
+    """Marker: chooses its own step sizes (rtol/atol); NFE is reported, not prescribed.
+
+    The driver calls `solve` instead of running a grid: `nfe` passed to `flowforge.sample` is
+    then a budget (None: the solver's own cap), and the result's `nfe` is what was used.
+    Step-size control needs the host, so adaptive solves are not graph-capturable.
+    """
+
+    def solve(
+        self,
+        f: Dynamics,
+        x: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        max_nfe: int | None,
+        generator: torch.Generator | None,
+    ) -> AdaptiveOutcome:
+        """Integrate from `t0 (B,)` to `t1 (B,)` within `max_nfe` evaluations."""
+        raise NotImplementedError(f"{type(self).__name__} must implement solve()")
 
 
 class Multistep:
@@ -51,6 +68,19 @@ class StepInfo:
         return self.index == self.count - 1
 
 
+@dataclass(frozen=True)
+class AdaptiveOutcome:
+    """What an adaptive solve returns: the end state and the accepted states with their times.
+
+    `trajectory` and `times` are lists over accepted steps of `(B, ...)` states and `(B,)` times,
+    starting with the initial state at `t0` and ending with `x` at `t1`.
+    """
+
+    x: Tensor
+    trajectory: list[Tensor]
+    times: list[Tensor]
+
+
 class Solver(abc.ABC):
     """Base of all solvers. Subclasses set `order` and implement `step` (and `steps_for_nfe`)."""
 
@@ -61,8 +91,13 @@ class Solver(abc.ABC):
     def steps_for_nfe(self, nfe: int) -> int:
         """The number of grid steps that uses exactly `nfe` evaluations; raises if impossible."""
 
-    def init(self, f: Dynamics, x: Tensor, grid: Tensor) -> Any:
-        """Initial solver state for a solve on `grid (S+1, B)` (default: none)."""
+    def init(
+        self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
+    ) -> Any:
+        """Initial solver state for a solve on `grid (S+1, B)` (default: none).
+
+        SDE solvers build their seeded noise source here from `generator`.
+        """
         return None
 
     @abc.abstractmethod
