@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYPROJECTS := core/pyproject.toml $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: setup demo test lint schema clean
+.PHONY: setup demo test lint schema clean bench
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ lint: setup
 
 schema: setup
 	$(BIN)/flowforge schema --write
+
+# The solver benchmarks with the anchor libraries installed side by side (never part of `test`).
+bench: setup
+	grep -v 'no-deps' requirements-bench.txt > $(VENV)/bench-requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/bench-requirements.txt -c constraints.txt
+	grep 'no-deps' requirements-bench.txt | grep -v '^#' | cut -d' ' -f1 | xargs $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps
+	$(BIN)/python benchmarks/solvers.py
+	$(BIN)/python benchmarks/overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -9,6 +9,12 @@ from flowforge.models import MLPParams, build_mlp
 from flowforge.operators import Identity
 from flowforge.paths import EDM, VE, CondOT, VPCosine, VPLinear
 from flowforge.solvers import RK4, Euler, Heun, Midpoint
+from flowforge.solvers.bdia import BDIA
+from flowforge.solvers.dopri5 import Dopri5
+from flowforge.solvers.dpm_solver_pp_sde import DPMSolverPPSDE
+from flowforge.solvers.euler_maruyama import EulerMaruyama
+from flowforge.solvers.predictor_corrector import PredictorCorrector
+from flowforge.solvers.reverse_sde import ReverseSDE
 from flowforge.tasks import Generate
 
 
@@ -27,6 +33,12 @@ def register_solvers(register):
     register("heun", Heun)
     register("midpoint", Midpoint)
     register("rk4", RK4)
+    register("dopri5", Dopri5)
+    register("bdia", BDIA)
+    register("reverse_sde", ReverseSDE)
+    register("euler_maruyama", EulerMaruyama)
+    register("dpm_solver_pp_sde", DPMSolverPPSDE)
+    register("predictor_corrector", PredictorCorrector)
 
 
 @hookimpl

@@ -1,4 +1,13 @@
-"""`flowforge.sample`: one driver runs any solver on any model, path and prediction kind."""
+"""`flowforge.sample`: one driver runs any solver on any model, path and prediction kind.
+
+A fixed-step solve has two regions. Before the loop, anything may read values on the host:
+argument checks, the time grid, `Solver.init`. The per-step region is one function,
+`run_steps`: nothing in it (solver steps, the field, guidance hooks, the NaN/Inf bookkeeping)
+reads a device value on the host, so the steps run back to back on a GPU and the whole loop can
+be captured in one CUDA graph (`cuda_graph=True`, `flowforge.graph`). The single host read of
+a solve, the NaN/Inf check, comes after the loop. `core/tests/test_host_sync.py` holds every
+registered fixed-step solver to this.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +21,7 @@ from torch import Tensor
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError, NumericalError
 from flowforge.field import Dynamics
+from flowforge.graph import CACHE, CapturedCall, flatten, identity
 from flowforge.grids import make_grid
 from flowforge.guidance.base import Guidance
 from flowforge.paths.base import AffinePath, check_prediction
@@ -59,6 +69,57 @@ def _resolve(path: Any, solver: Any) -> tuple[AffinePath, Solver]:
     return path, solver
 
 
+class NetworkBoundary:
+    """The field as a mixed-precision solve sees it: casts at the network's inputs and output.
+
+    The solver state, grid and arithmetic stay in `state_dtype` (e.g. float32 or float64); the
+    network gets `x_t` in `dtype` (e.g. bfloat16) and `t` in at least float32 (bf16 cannot tell
+    t = 0.999 from 1), and its prediction is cast back to `state_dtype` before any conversion.
+    """
+
+    def __init__(self, field: Callable[..., Tensor], dtype: torch.dtype, state_dtype: torch.dtype):
+        self.field = field
+        self.dtype = dtype
+        self.time_dtype = torch.promote_types(dtype, torch.float32)
+        self.state_dtype = state_dtype
+
+    def __call__(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor:
+        out = self.field(x_t.to(self.dtype), t.to(self.time_dtype), **cond)
+        return out.to(self.state_dtype) if isinstance(out, Tensor) else out
+
+
+def _state_dtype(solver_dtype: Any, x_init: Tensor) -> torch.dtype:
+    if solver_dtype is None:
+        return x_init.dtype
+    if not isinstance(solver_dtype, torch.dtype) or not solver_dtype.is_floating_point:
+        raise InvalidArgumentError(
+            f"solver_dtype must be a floating-point torch.dtype such as torch.float32 or "
+            f"torch.float64 (or None: x_init's dtype), got {solver_dtype!r}"
+        )
+    return solver_dtype
+
+
+def _check_capturable(x: Tensor, solver: Solver, hooks: list[Guidance]) -> None:
+    """Reject, before any work, what a CUDA graph of the sampling loop cannot hold."""
+    if isinstance(solver, Adaptive):
+        raise InvalidArgumentError(
+            f"cuda_graph=True needs a fixed-step solver; {solver.name!r} chooses its step sizes "
+            "on the host as it goes. Use a fixed-step solver (e.g. 'dpm_solver_pp', 'heun') or "
+            "cuda_graph=False."
+        )
+    for g in hooks:
+        if g.requires_grad:
+            raise InvalidArgumentError(
+                f"cuda_graph=True cannot capture guidance {type(g).__name__}: it needs autograd, "
+                "which the captured loop does not record. Use cuda_graph=False with it."
+            )
+    if x.device.type != "cuda":
+        raise InvalidArgumentError(
+            f"cuda_graph=True needs x_init on a CUDA device, got {x.device}; move the model and "
+            "x_init to the GPU, or pass cuda_graph=False."
+        )
+
+
 def sample(
     field: Callable[..., Tensor],
     x_init: Tensor,
@@ -72,6 +133,8 @@ def sample(
     guidance: Any = None,
     generator: torch.Generator | None = None,
     return_trajectory: bool = False,
+    cuda_graph: bool = False,
+    solver_dtype: torch.dtype | None = None,
 ) -> Tensor | SampleResult:
     """Integrate from `x_init` at `t_span[0]` to `t_span[1]` with exactly `nfe` model calls.
 
@@ -82,6 +145,14 @@ def sample(
     `x_init (B, ...)` is the source sample (noise for t0=0); `t_span` endpoints are floats or
     per-sample `(B,)` tensors (default: the path's `t_span`). Returns the state at t1, or a
     `SampleResult` with the trajectory when `return_trajectory=True`.
+
+    `cuda_graph=True` (x_init on CUDA, fixed-step solvers): the first call captures the whole
+    loop in one CUDA graph, later calls with the same field object, path, solver, guidance,
+    nfe, shapes and dtypes only copy x_init and the grid into its static buffers and replay it
+    (docs/gpu.md: what must be capturable, memory, `flowforge.graph.clear_cache()`).
+    `solver_dtype` (e.g. torch.float32 or torch.float64): the dtype of the solver state, grid
+    and result while the network keeps running in x_init's dtype (e.g. a bf16 model fed
+    `noise.bfloat16()`); None: x_init's dtype throughout.
 
     >>> x = flowforge.sample(model, torch.randn(64, 2), path="cond_ot",
     ...                      prediction="velocity", solver="rk4", nfe=40)
@@ -95,22 +166,17 @@ def sample(
     path, solver = _resolve(path, solver)
     check_prediction(prediction)
     hooks = _guidance_list(guidance)
-    batch = x_init.shape[0]
+    dtype = _state_dtype(solver_dtype, x_init)
+    net = field if dtype == x_init.dtype else NetworkBoundary(field, x_init.dtype, dtype)
+    x = x_init.to(dtype)
+    if cuda_graph:
+        _check_capturable(x, solver, hooks)
+    batch = x.shape[0]
     t0, t1 = path.t_span if t_span is None else t_span
-    t0, t1 = as_time(t0, batch, x_init), as_time(t1, batch, x_init)
+    t0, t1 = as_time(t0, batch, x), as_time(t1, batch, x)
     if isinstance(solver, Adaptive):
         return _adaptive(
-            field,
-            x_init,
-            path,
-            prediction,
-            solver,
-            nfe,
-            t0,
-            t1,
-            hooks,
-            generator,
-            return_trajectory,
+            net, x, path, prediction, solver, nfe, t0, t1, hooks, generator, return_trajectory
         )
     if nfe is None:
         raise InvalidArgumentError(
@@ -119,19 +185,29 @@ def sample(
         )
     steps = solver.steps_for_nfe(nfe)
     grid = make_grid(time_grid, path, t0, t1, steps, solver.default_grid)
-    f = Dynamics(field, path, prediction, hooks)
-    grad = torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
-    with grad:
-        x, traj, bad = _loop(f, solver, x_init, grid, steps, generator, hooks, return_trajectory)
-    if f.nfe != nfe:
+    f = Dynamics(net, path, prediction, hooks)
+    if cuda_graph:
+        key = (identity(field), x_init.dtype, identity(path), identity(solver), prediction)
+        key += (tuple(identity(g) for g in hooks), nfe, return_trajectory)
+        x, traj, bad, calls = _replay(f, solver, x, grid, generator, return_trajectory, key)
+    else:
+        with _grad_mode(hooks):
+            state = solver.init(f, x, grid, generator)
+            x, traj, bad = run_steps(f, solver, x, grid, state, generator, return_trajectory)
+        calls = f.nfe
+    if calls != nfe:
         raise InvalidArgumentError(
-            f"solver {solver.name!r} made {f.nfe} model calls where nfe={nfe} was promised; "
+            f"solver {solver.name!r} made {calls} model calls where nfe={nfe} was promised; "
             "this is a bug in the solver"
         )
     _check_finite(bad, grid, solver, prediction)
     if return_trajectory:
-        return SampleResult(x, torch.stack(traj), grid, f.nfe)
+        return SampleResult(x, traj, grid, calls)
     return x
+
+
+def _grad_mode(hooks: list[Guidance]):
+    return torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
 
 
 def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, generator, keep):
@@ -145,8 +221,7 @@ def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, gener
                 f"{solver.name!r} does not have; use a fixed-step solver"
             )
     f = Dynamics(field, path, prediction, hooks)
-    grad = torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
-    with grad:
+    with _grad_mode(hooks):
         out = solver.solve(f, x_init, t0, t1, nfe, generator)
     if not bool(torch.isfinite(out.x).all()):
         raise NumericalError(
@@ -158,19 +233,64 @@ def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, gener
     return out.x
 
 
-def _loop(f, solver, x, grid, steps, generator, hooks, keep):
-    state = solver.init(f, x, grid, generator)
-    traj = [x] if keep else []
-    bad = torch.full((), -1, dtype=torch.long, device=x.device)
+def run_steps(
+    f: Dynamics,
+    solver: Solver,
+    x: Tensor,
+    grid: Tensor,
+    state: Any,
+    generator: torch.Generator | None,
+    keep: bool,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The per-step region: every step on `grid (S+1, B)` and the after-step guidance hooks.
+
+    Never reads a device value on the host. Returns `(x (B, ...), trajectory (S+1, B, ...) or
+    None, bad)`, where `bad` is a 0-d int64 tensor: the index of the first step whose state is
+    not finite, or -1.
+    """
+    steps = grid.shape[0] - 1
+    traj, finite = [x], []
     for i in range(steps):
         x, state = solver.step(f, x, grid[i], grid[i + 1], state, StepInfo(i, steps, generator))
-        for g in hooks:
+        for g in f.guidance:
             x = g.after_step(x, grid[i + 1], f)
-        # Record the first step that went non-finite without a host sync.
-        bad = torch.where((bad < 0) & ~torch.isfinite(x).all(), torch.full_like(bad, i), bad)
+        finite.append(torch.isfinite(x).all())
         if keep:
             traj.append(x)
-    return x, traj, bad
+    return x, torch.stack(traj) if keep else None, _first_false(torch.stack(finite))
+
+
+def _first_false(ok: Tensor) -> Tensor:
+    """Index of the first False in `ok (S,)` as a 0-d int64 tensor, -1 if none; on the device."""
+    return torch.where(ok.all(), -1, (~ok).long().argmax())
+
+
+def _replay(f, solver, x, grid, generator, keep, key):
+    """Run the steps as one CUDA graph: captured on the first call for `key`, replayed after.
+
+    `Solver.init` runs eagerly on every call (it may use the host); its state, `x` and `grid`
+    are copied into the graph's static buffers. Returns `run_steps`' outputs and the NFE.
+    """
+    with torch.no_grad():
+        state = solver.init(f, x, grid, generator)
+    inputs = (x, grid, state)
+    key = (*key, flatten(inputs)[1])
+    hit = CACHE.get(key)
+    if hit is None or not hit[0].fits(generator):
+        per_run: list[int] = []
+
+        def body(x, grid, state):
+            start = f.nfe
+            out = run_steps(f, solver, x, grid, state, generator, keep)
+            per_run.append(f.nfe - start)
+            return out
+
+        with torch.no_grad():
+            captured = CapturedCall(body, inputs, generator)
+        hit = CACHE.put(key, (captured, per_run[-1]), keepalive=(f, solver, generator))
+    captured, calls = hit
+    x, traj, bad = captured(inputs)
+    return x, traj, bad, calls
 
 
 def _check_finite(bad: Tensor, grid: Tensor, solver: Solver, prediction: str) -> None:

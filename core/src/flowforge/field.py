@@ -19,9 +19,12 @@ class VectorField(Protocol):
     def __call__(self, x_t: Tensor, t: Tensor, **cond: Any) -> Tensor: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Prediction:
     """A model output of kind `kind` at `(x_t, t)`, convertible exactly to any other kind.
+
+    Created once per model call, so it is kept light: slots, and no conversion work for the kind
+    the model already predicts (solvers read it every step; see benchmarks/overhead.py).
 
     >>> pred = Prediction(eps_hat, "noise", x_t, t, path)
     >>> pred.velocity  # dx_t/dt implied by the noise prediction
@@ -35,6 +38,8 @@ class Prediction:
 
     def as_(self, kind: str) -> Tensor:
         """The prediction converted to `kind` (velocity, data, noise or score)."""
+        if kind == self.kind:
+            return self.value
         return self.path.convert(self.value, self.kind, kind, self.x_t, self.t)
 
     @property

@@ -26,9 +26,9 @@ def cli() -> None:
 
 def _add_commands() -> None:
     from flowforge import registry
-    from flowforge.cli import plugins, run, schema, validate
+    from flowforge.cli import plugins, run, schema, tune, validate
 
-    for module in (run, validate, schema, plugins):
+    for module in (run, validate, schema, plugins, tune):
         cli.add_command(module.command)
     try:
         hooks = registry.current().commands

@@ -1,0 +1,215 @@
+"""Per-step solver overhead on CPU: every registered flowforge solver and the anchors.
+
+Protocol (../shared/benchmarks/anchors-solver-overhead.md): batch 256, d=16, float64, one
+thread; a trivial field that returns a preallocated tensor; the whole sampling call (including
+scheduler construction and set_timesteps for the anchors) is timed at two NFE budgets (about 20
+and 60), the minimum of `--repeats` runs each; the slope between them is the cost per NFE, the
+trivial field's own call cost is subtracted, and microseconds per step = per NFE x NFE per step.
+
+    .venv/bin/python benchmarks/overhead.py              # prints the table, writes overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from _common import VP_SIGMA_MAX, VP_SIGMA_MIN, best_nfe, light_k_diffusion, markdown
+from anchors import SD_BETAS
+
+import flowforge
+from flowforge import registry
+from flowforge.solvers import SDE, Adaptive
+
+BATCH, DIM, LOW, HIGH = 256, 16, 20, 60
+
+
+class Trivial:
+    """A field that costs (almost) nothing: returns a fixed tensor, counts its calls."""
+
+    def __init__(self, out: torch.Tensor):
+        self.out, self.calls = out, 0
+
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        self.calls += 1
+        return self.out
+
+
+def best_time(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
+    """(min seconds over `repeats` calls of `fn`, the NFE it reports)."""
+    best, nfe = float("inf"), 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        nfe = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, nfe
+
+
+def flowforge_runner(name: str, path: str, prediction: str, x, field: Trivial):
+    solver = registry.create("solver", name)
+
+    def at(budget: int) -> Callable[[], int]:
+        nfe = best_nfe(solver, budget)
+        grid = "auto"
+
+        def run() -> int:
+            field.calls = 0
+            generator = torch.Generator().manual_seed(0)
+            flowforge.sample(field, x, path=path, prediction=prediction, solver=solver, nfe=nfe,
+                             time_grid=grid, generator=generator)  # fmt: skip
+            return field.calls
+
+        return run
+
+    steps = solver.steps_for_nfe(best_nfe(solver, HIGH))
+    return at, best_nfe(solver, HIGH) / steps
+
+
+def diffusers_runner(cls_name: str, x, field: Trivial, **kwargs):
+    import diffusers
+
+    cls = getattr(diffusers, cls_name)
+    betas = {} if "FlowMatch" in cls_name else SD_BETAS
+
+    def at(budget: int) -> Callable[[], int]:
+        def run() -> int:
+            field.calls = 0
+            sched = cls(**betas, **kwargs)
+            sched.set_timesteps(budget)
+            y = x
+            for ts in sched.timesteps:
+                y = sched.step(field(y, ts), ts, y).prev_sample
+            return field.calls
+
+        return run
+
+    return at, 1.0
+
+
+def k_runner(fn: str, x, field: Trivial, per_step: int, **kwargs):
+    k = light_k_diffusion()
+
+    def at(budget: int) -> Callable[[], int]:
+        steps = (budget + per_step - 1) // per_step
+
+        def run() -> int:
+            field.calls = 0
+            sigmas = k.get_sigmas_karras(steps, VP_SIGMA_MIN, VP_SIGMA_MAX).to(x)
+            getattr(k, fn)(field, x, sigmas, disable=True, **kwargs)
+            return field.calls
+
+        return run
+
+    return at, float(per_step)
+
+
+def fm_runner(method: str, x, field: Trivial, per_step: int):
+    from flow_matching.solver import ODESolver
+
+    def at(budget: int) -> Callable[[], int]:
+        steps = budget // per_step
+
+        def run() -> int:
+            field.calls = 0
+            grid = torch.linspace(0, 1, steps + 1, dtype=x.dtype)
+            ODESolver(velocity_model=field).sample(x_init=x, step_size=None, method=method,
+                                                   time_grid=grid)  # fmt: skip
+            return field.calls
+
+        return run
+
+    return at, float(per_step)
+
+
+def anchors(x, field):
+    return {
+        "diffusers.DDIM": ("diffusers", diffusers_runner("DDIMScheduler", x, field)),
+        "diffusers.DPM++2M-Karras": ("diffusers", diffusers_runner(
+            "DPMSolverMultistepScheduler", x, field, use_karras_sigmas=True)),
+        "diffusers.UniPC-bh2": ("diffusers", diffusers_runner("UniPCMultistepScheduler", x, field)),
+        "diffusers.DEIS-2": ("diffusers", diffusers_runner("DEISMultistepScheduler", x, field)),
+        "diffusers.FlowMatchEuler": ("diffusers", diffusers_runner(
+            "FlowMatchEulerDiscreteScheduler", x, field)),
+        "k.euler": ("k-diffusion", k_runner("sample_euler", x, field, 1)),
+        "k.heun": ("k-diffusion", k_runner("sample_heun", x, field, 2)),
+        "k.dpmpp_2m": ("k-diffusion", k_runner("sample_dpmpp_2m", x, field, 1)),
+        "fm.euler": ("flow_matching", fm_runner("euler", x, field, 1)),
+        "fm.midpoint": ("flow_matching", fm_runner("midpoint", x, field, 2)),
+        "fm.rk4": ("flow_matching", fm_runner("rk4", x, field, 4)),
+    }  # fmt: skip
+
+
+def measure(at, per_step: float, field: Trivial, call_cost: float, repeats: int) -> dict:
+    (t_lo, n_lo), (t_hi, n_hi) = best_time(at(LOW), repeats), best_time(at(HIGH), repeats)
+    per_nfe = (t_hi - t_lo) / (n_hi - n_lo) - call_cost
+    return {"us_per_nfe": per_nfe * 1e6, "us_per_step": per_nfe * per_step * 1e6,
+            "nfe_per_step": per_step, "nfe": [n_lo, n_hi]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--no-anchors", action="store_true")
+    parser.add_argument("--solvers", nargs="*", help="default: every registered solver")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("overhead.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    x = torch.randn(BATCH, DIM, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    field = Trivial(0.1 * x)
+    start = time.perf_counter()
+    for _ in range(10000):
+        field(x, None)
+    call_cost = (time.perf_counter() - start) / 10000
+    rows, result = [], {}
+    names = args.solvers or registry.names("solver")
+    for name in names:
+        solver = registry.create("solver", name)
+        if isinstance(solver, Adaptive):
+            continue
+        kinds = [("cond_ot", "velocity"), ("vp_cosine", "data")]
+        cells = {}
+        for path, pred in kinds:
+            at, per_step = flowforge_runner(name, path, pred, x, field)
+            cells[f"{path}/{pred}"] = measure(at, per_step, field, call_cost, args.repeats)
+        result[f"ff.{name}"] = cells
+        kind = "sde" if isinstance(solver, SDE) else "ode"
+        v, d = cells["cond_ot/velocity"], cells["vp_cosine/data"]
+        rows.append(
+            [
+                f"ff.{name}",
+                f"flowforge ({kind})",
+                f"{v['us_per_nfe']:.1f}",
+                f"{v['us_per_step']:.1f}",
+                f"{d['us_per_step']:.1f}",
+                f"{v['nfe_per_step']:g}",
+            ]
+        )
+    if not args.no_anchors:
+        for name, (library, (at, per_step)) in anchors(x, field).items():
+            cell = measure(at, per_step, field, call_cost, args.repeats)
+            result[name] = cell
+            rows.append([name, library, f"{cell['us_per_nfe']:.1f}", f"{cell['us_per_step']:.1f}",
+                         "", f"{per_step:g}"])  # fmt: skip
+    header = ["sampler", "library", "µs / NFE", "µs / step (cond_ot, velocity)",
+              "µs / step (vp_cosine, data)", "NFE / step"]  # fmt: skip
+    print(
+        f"batch {BATCH}, d={DIM}, float64, 1 thread; slope between NFE ~{LOW} and ~{HIGH}, "
+        f"min of {args.repeats}; trivial-field call ({call_cost * 1e6:.2f} µs) subtracted"
+    )
+    print(markdown(header, rows))
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "call_cost_us": call_cost * 1e6}  # fmt: skip
+    args.out.write_text(json.dumps({"meta": meta, "results": result}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Exponential integrators on affine paths: the shared math and the engine of the family.
+
+`ddim`, `dpm_solver`, `dpm_solver_pp`, `unipc`, `deis`, `ipndm` and the momentum solvers all
+integrate the probability-flow ODE of `x_t = alpha x_1 + sigma x_0` in its semi-linear form.
+With `kappa = alpha / sigma` and `rho = sigma / alpha` (lambda = log kappa is half the log-SNR),
+the velocity of any affine path is `v = (sigma'/sigma) x + alpha lambda' D`, so, exactly
+(Lu et al. 2022, "DPM-Solver"; Zhang & Chen 2023, "DEIS"),
+
+    x_t / sigma_t = x_s / sigma_s + int_{kappa_s}^{kappa_t} D dkappa       (data form)
+    x_t / alpha_t = x_s / alpha_s + int_{rho_s}^{rho_t} N drho             (noise form)
+
+with D, N the data and noise predictions; the first-order step of both is DDIM,
+`x_t = alpha_t D_s + sigma_t N_s`. Higher orders replace D (or N) by the polynomial through
+recent predictions and integrate it exactly.
+
+The polynomial variable. The papers interpolate in lambda. At a pure-noise start (alpha = 0)
+and at the data end (sigma = 0) lambda is infinite, and on any grid that is smooth in t the
+lambda-steps next to those ends stay O(1) however small h is, so lambda-polynomials lose order
+there (measured: DPM-Solver++(3M) observes order 2.1 on cond_ot with a uniform grid). This
+family interpolates instead in `nu = alpha / (alpha + sigma) = sigmoid(lambda)`, the signal
+fraction (nu = t on cond_ot): affine in lambda in the middle of the path, and regular at both
+ends, where D and N are smooth in kappa resp. rho. The integrals against dkappa = dnu/(1-nu)^2
+and drho = -dnu/nu^2 are done in closed form (`inverse_square_integrals`), so the weights are
+exact for any grid.
+
+Every solver of the family is then a linear combination of the current state and recent model
+outputs, so one engine runs them all (`ExponentialSolver`): `init` precomputes, for every grid
+step, the weights of its result on a window of the last `W` evaluations `(x_j, output_j)`
+(prediction-kind conversions folded in), and a step is one model call and one weighted sum: no
+host sync, five tensor ops whatever the order.
+
+End points, with full-order rules shared by the multistep solvers:
+- start (`start`): the first `K - 1` steps of a `K`-th order method (and step `K - 1` too after
+  a pure-noise start) integrate the data form from t0 with the polynomial through *all*
+  predictions so far. Each restarts from the exact `x_0`, so the warm-up loses no order.
+- end (`extrapolate_to_data`): a step into sigma = 0 returns `alpha_1 D(nu = 1)`, the data
+  prediction extrapolated to the data end through the last `K` predictions: the exact solution
+  there is D at sigma = 0 (`y = x / alpha` solves `dy/drho = (y - D)/rho`), so the last step has
+  full order instead of a silent first-order jump.
+"""
+
+from __future__ import annotations
+
+import abc
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from flowforge.field import Dynamics
+from flowforge.paths.base import AffinePath
+from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
+
+F64 = torch.float64
+# alpha/sigma (or sigma/alpha) below this counts as an end point: vp_cosine's sigma(1) is
+# cos(pi/2) = 6e-17, not 0.
+END = 1e-10
+
+
+def safe_mul(weight: Tensor, coef: Tensor) -> Tensor:
+    """`weight * coef`, exactly 0 where the weight is 0 (an unused infinite coef gives no NaN)."""
+    return torch.where(weight == 0, torch.zeros_like(coef), weight * coef)
+
+
+def lagrange(u: Tensor, nodes: Tensor) -> Tensor:
+    """Lagrange basis values `l_j(u)` for `nodes (k, *batch)` at `u (*batch)` -> `(k, *batch)`."""
+    k = nodes.shape[0]
+    out = []
+    for j in range(k):
+        basis = torch.ones_like(u * nodes[0])
+        for m in range(k):
+            if m != j:
+                basis = basis * (u - nodes[m]) / (nodes[j] - nodes[m])
+        out.append(basis)
+    return torch.stack(out)
+
+
+def monomials(nodes: Tensor, j: int) -> list[Tensor]:
+    """Coefficients `c_p (*batch)` of the Lagrange basis `l_j(u) = sum_p c_p u^p`."""
+    coefs = [torch.ones_like(nodes[0])]
+    for m in range(nodes.shape[0]):
+        if m == j:
+            continue
+        scale = 1 / (nodes[j] - nodes[m])
+        shifted = [torch.zeros_like(coefs[0]), *coefs]
+        coefs = [(hi - nodes[m] * lo) * scale for hi, lo in zip(shifted, [*coefs, 0], strict=True)]
+    return coefs
+
+
+def inverse_square_integrals(nodes: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """`int_a^b l_j(u) u^-2 du` exactly, for the Lagrange basis of `nodes (k, *batch)`; a, b > 0."""
+    powers = [1 / a - 1 / b, torch.log(b / a)]
+    out = []
+    for j in range(nodes.shape[0]):
+        total = torch.zeros_like(a * nodes[0])
+        for p, c in enumerate(monomials(nodes, j)):
+            if p >= len(powers):
+                powers.append((b ** (p - 1) - a ** (p - 1)) / (p - 1))
+            total = total + c * powers[p]
+        out.append(total)
+    return torch.stack(out)
+
+
+class Schedule:
+    """alpha, sigma and their derived quantities on a grid `(S+1, B)`, in float64.
+
+    `conversion(form)` gives `(p, q) (S+1, B)` with `form = p x + q * output` for the model's
+    prediction kind, so a weight on "the data prediction at node j" folds into weights on the
+    window entries `x_j` and `output_j`.
+    """
+
+    def __init__(self, path: AffinePath, kind: str, grid: Tensor):
+        self.path = path
+        self.kind = kind
+        self.t = grid.to(F64)
+        self.alpha = path.alpha(self.t).to(F64)
+        self.sigma = path.sigma(self.t).to(F64)
+        self.steps = grid.shape[0] - 1
+
+    @cached_property
+    def nu(self) -> Tensor:
+        """nu = alpha / (alpha + sigma): 0 at pure noise, 1 at the data, sigmoid(lambda)."""
+        return self.alpha / (self.alpha + self.sigma)
+
+    @cached_property
+    def mu(self) -> Tensor:
+        """1 - nu = sigma / (alpha + sigma), without cancellation near the data end."""
+        return self.sigma / (self.alpha + self.sigma)
+
+    @cached_property
+    def lam(self) -> Tensor:
+        """lambda = log(alpha / sigma): -inf where alpha = 0, +inf where sigma = 0."""
+        return torch.log(self.alpha) - torch.log(self.sigma)
+
+    @cached_property
+    def h(self) -> Tensor:
+        """Step sizes in lambda `(S, B)` (inf where a step touches alpha = 0 or sigma = 0)."""
+        return self.lam[1:] - self.lam[:-1]
+
+    @cached_property
+    def decay(self) -> Tensor:
+        """`e^{-h} = sigma_t alpha_s / (alpha_t sigma_s)` per step `(S, B)`; 0 at the ends."""
+        return (self.sigma[1:] * self.alpha[:-1]) / (self.alpha[1:] * self.sigma[:-1])
+
+    @cached_property
+    def noise_start(self) -> Tensor:
+        """`(B,)`: the solve starts at pure noise (alpha(t0) = 0, lambda = -inf)."""
+        return self.alpha[0].abs() <= END * self.sigma[0].abs()
+
+    @cached_property
+    def data_end(self) -> Tensor:
+        """`(B,)`: the solve ends at the data (sigma(t1) = 0, lambda = +inf)."""
+        return self.sigma[-1].abs() <= END * self.alpha[-1].abs()
+
+    @cached_property
+    def _conversions(self) -> dict[str, tuple[Tensor, Tensor]]:
+        a, s = self.alpha, self.sigma
+        one, zero = torch.ones_like(a), torch.zeros_like(a)
+        if self.kind == "data":
+            return {"data": (zero, one), "noise": (1 / s, -a / s)}
+        if self.kind == "noise":
+            return {"data": (1 / a, -s / a), "noise": (zero, one)}
+        if self.kind == "score":
+            return {"data": (1 / a, s * s / a), "noise": (zero, -s)}
+        da, ds = self.path.d_alpha(self.t).to(F64), self.path.d_sigma(self.t).to(F64)
+        det = a * ds - s * da
+        return {"data": (ds / det, -s / det), "noise": (-da / det, a / det)}
+
+    def conversion(self, form: str) -> tuple[Tensor, Tensor]:
+        return self._conversions[form]
+
+
+class Weights:
+    """The per-step weights `(S, 2W, B)` of the engine, and the builders every solver uses.
+
+    Row n is the result of step n; entry e of the window holds node `n - e` (the current node is
+    entry 0): `x` at index 2e, the model output at 2e + 1. `add` puts a weight on a quantity at
+    an entry (`form`: the state "x", or the "data" or "noise" prediction) for a set of rows;
+    weights on entries before the first node are dropped.
+    """
+
+    def __init__(self, schedule: Schedule, width: int):
+        self.s = schedule
+        self.width = width
+        steps, batch = schedule.steps, schedule.t.shape[1]
+        self.w = torch.zeros(steps, 2 * width, batch, dtype=F64, device=schedule.t.device)
+
+    def rows(self, rows: Any = None) -> Tensor:
+        full = torch.arange(self.s.steps, device=self.w.device)
+        return full if rows is None else full[rows].reshape(-1)
+
+    def add(self, form: str, entry: int, weight: Tensor | float, rows: Any = None) -> None:
+        idx = self.rows(rows)
+        nodes = idx - entry
+        valid = (nodes >= 0)[:, None]
+        weight = torch.as_tensor(weight, dtype=F64, device=self.w.device)
+        weight = torch.where(valid, weight.expand(idx.shape[0], self.w.shape[2]), 0.0)
+        if form == "x":
+            self.w[idx, 2 * entry] += weight
+            return
+        p, q = self.s.conversion(form)
+        nodes = nodes.clamp(min=0)
+        self.w[idx, 2 * entry] += safe_mul(weight, p[nodes])
+        self.w[idx, 2 * entry + 1] += safe_mul(weight, q[nodes])
+
+    def integrate(
+        self,
+        form: str,
+        entries: list[int],
+        rows: Any = None,
+        start: int = 0,
+        end: int = 1,
+        scale: Tensor | None = None,
+    ) -> None:
+        """Add `scale *` the exact integral from node `row - start` to node `row + end`.
+
+        Data form: `x_b = sigma_b (x_a / sigma_a + int P_D dkappa)`; noise form: `x_b = alpha_b
+        (x_a / alpha_a + int P_N drho)`, with P the polynomial in nu through the predictions at
+        `entries` (nodes `row - e`). Rows whose nodes precede node 0 must not be given.
+        """
+        s = self.s
+        idx = self.rows(rows)
+        a, b = idx - start, idx + end
+        nodes = torch.stack([idx - e for e in entries])
+        if form == "data":
+            ints = -inverse_square_integrals(s.mu[nodes], s.mu[a], s.mu[b])
+            base, ratio = s.sigma[b], s.sigma[b] / s.sigma[a]
+        else:
+            ints = -inverse_square_integrals(s.nu[nodes], s.nu[a], s.nu[b])
+            base, ratio = s.alpha[b], s.alpha[b] / s.alpha[a]
+        scale = torch.ones_like(base) if scale is None else scale
+        self.add("x", start, scale * ratio, rows)
+        for e, integral in zip(entries, ints, strict=True):
+            self.add(form, e, scale * base * integral, rows)
+
+    def blank(self) -> Weights:
+        return Weights(self.s, self.width)
+
+    def replace(self, row: int, other: Weights, where: Tensor | None = None) -> None:
+        """Row `row` from `other`, for the samples in `where (B,)` (default all)."""
+        if where is None:
+            self.w[row] = other.w[row]
+        else:
+            self.w[row] = torch.where(where, other.w[row], self.w[row])
+
+
+def adams(w: Weights, form: str, order: int, rows: Any = None) -> None:
+    """Adams-Bashforth steps: node n to n+1 with the polynomial through nodes n..n-order+1."""
+    w.integrate(form, list(range(order)), rows)
+
+
+def start(w: Weights, order: int) -> None:
+    """Full-order warm-up: steps n < order-1 integrate the data form from t0 through nodes 0..n.
+
+    Step 0 does so as well where the solve starts at pure noise (the noise form, x / alpha, is
+    singular there), so every method may use either form from step 1 on.
+    """
+    steps = w.s.steps
+    for n in range(min(max(order - 1, 1), steps)):
+        fresh = w.blank()
+        fresh.integrate("data", list(range(n + 1)), rows=[n], start=n)
+        w.replace(n, fresh, where=None if n < order - 1 else w.s.noise_start)
+
+
+def extrapolate_to_data(w: Weights, order: int, where: Tensor | None = None) -> None:
+    """Where sigma(t1) = 0 (and `where (B,)`): the last step returns alpha_1 D(nu = 1).
+
+    The polynomial in nu through the data predictions of the last `order` nodes (fewer if the
+    solve has fewer steps) evaluated at the data end; error O(h^order).
+    """
+    s = w.s
+    last = s.steps - 1
+    k = min(order, s.steps)
+    nodes = torch.stack([s.nu[last - j] for j in range(k)])
+    at_end = lagrange(s.nu[-1], nodes)
+    fresh = w.blank()
+    for j in range(k):
+        fresh.add("data", j, s.alpha[-1] * at_end[j], rows=[last])
+    w.replace(last, fresh, where=s.data_end if where is None else s.data_end & where)
+
+
+class ExponentialSolver(Solver, ODE):
+    """Abstract: a solver given by per-step weights on a window of recent evaluations.
+
+    Subclasses set `width` (window length W) and `weights(schedule) -> Weights`. One model
+    evaluation per grid step (nfe = steps); `step` is: evaluate at the current node, push
+    `(x, output)` into the window, return the weighted sum for the next node.
+    """
+
+    default_grid = "logsnr"
+
+    @property
+    @abc.abstractmethod
+    def width(self) -> int:
+        """Window length: how many recent evaluations a step may combine."""
+
+    @abc.abstractmethod
+    def weights(self, schedule: Schedule) -> Weights:
+        """The weights of every step on the window, for this grid, path and prediction kind."""
+
+    def steps_for_nfe(self, nfe: int) -> int:
+        return steps_from_nfe(self, nfe, 1)
+
+    def init(
+        self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
+    ) -> Any:
+        w = self.weights(Schedule(f.path, f.prediction, grid)).w
+        w = w.to(x.dtype).reshape(w.shape + (1,) * (x.ndim - 1))
+        window = torch.zeros((2 * self.width, *x.shape), dtype=x.dtype, device=x.device)
+        return w, window, f.prediction
+
+    def step(
+        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
+    ) -> tuple[Tensor, Any]:
+        w, window, kind = state
+        pred = f(x, t0)
+        out = pred.value if pred.kind == kind else pred.as_(kind)
+        window = torch.cat((torch.stack((x, out)), window[:-2]))
+        return (w[info.index] * window).sum(0), (w, window, kind)

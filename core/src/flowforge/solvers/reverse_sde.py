@@ -1,0 +1,290 @@
+"""The marginal-preserving reverse SDE of an affine path, and its exponential-integrator sampler.
+
+For any `g(t) >= 0`, the SDE run forward in our time (0 = noise -> 1 = data)
+
+    dX = [v(X, t) + g(t)^2 / 2 * score(X, t)] dt + g(t) dW
+
+has the same marginals `p_t` as the probability-flow ODE `dX = v dt` (the extra drift and the
+diffusion cancel in the Fokker-Planck equation; Song et al. 2021, "Score-based generative
+modeling through SDEs", eq. 6 and App. D.1). flowforge parametrises `g` by a noise level
+`eta >= 0` and a reference diffusion written in the half log-SNR `l = log(alpha / sigma)`:
+
+    g(t)^2 = 2 eta sigma(t)^2 w(l) dl/dt,     diffusion="ddpm":   w = 1,
+                                               diffusion="damped": w = SNR / (1 + SNR).
+
+With `w = 1` and eta = 1 this is the reverse-time SDE of the forward diffusion that has `p_t`
+as marginals (for VP paths g^2 = beta(t): DDPM ancestral sampling in the limit of small steps;
+for VE/EDM g^2 = d sigma^2 / d(-t)), and it equals k-diffusion's `eta` in its SDE samplers.
+It is infinite where alpha = 0 (pure noise, cond_ot and vp_cosine at t = 0): there the state
+forgets its start and an exponential integrator is exact, but plain Euler-Maruyama cannot
+start. `"damped"` multiplies it by SNR / (1 + SNR) = sigmoid(2 l): the same near the data,
+vanishing at pure noise, finite on every path, so Euler-Maruyama can start at t = 0.
+
+Exponential integrators of this SDE (`reverse_sde`, `dpm_solver_pp_sde`): written with the
+data prediction `D`, the drift is `(sigma'/sigma - eta w l') x + (1 + eta w) alpha l' D`. With
+`W(l) = int w dl` (`l` for ddpm, `softplus(2 l) / 2` for damped), `h = l_b - l_a` and
+`kappa = eta |W(l_b) - W(l_a)|`, variation of constants solves the linear part exactly over a
+step from `t_a` to `t_b` (forward in t; for any w):
+
+    x_b = (sigma_b / sigma_a) e^{-kappa} x_a
+          + alpha_b int_{l_a}^{l_b} e^{-(l_b - l) - eta (W(l_b) - W(l))} (1 + eta w(l)) D dl
+          + sigma_b sqrt(1 - e^{-2 kappa}) xi,
+
+where the noise integral has exactly the variance of the last term and is driven by the
+increment of the Brownian tree, `xi = (W(t_b) - W(t_a)) / sqrt(|t_b - t_a|)`. Holding D fixed
+makes the integral `alpha_b (1 - e^{-h - kappa}) D`: SDE-DPM-Solver-1, i.e. DDIM with eta (Lu et
+al. 2022b, "DPM-Solver++", sec. 5; Song et al. 2021, "DDIM"); a linear D gives the 2M solver.
+The same formulas hold for t_b < t_a (they then run the forward, noising SDE). eta = 0 is the
+ODE solver exactly: the deterministic part runs through the engine of
+`flowforge.solvers.exponential`, and at eta = 0 with the counterpart's own weights (`ddim`,
+`dpm_solver_pp`), so the numbers are the same.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from flowforge.errors import InvalidArgumentError
+from flowforge.field import Dynamics
+from flowforge.noise import BrownianTree, seed_from
+from flowforge.paths.base import AffinePath
+from flowforge.solvers.base import SDE, Solver, StepInfo, steps_from_nfe
+from flowforge.solvers.ddim import DDIM
+from flowforge.solvers.exponential import (
+    ExponentialSolver,
+    Schedule,
+    Weights,
+    extrapolate_to_data,
+)
+from flowforge.tensors import expand_like
+
+Diffusion = Literal["ddpm", "damped"]
+# Smallest |t_b - t_a| a Brownian increment is normalised by (a zero-length step has dW = 0).
+MIN_DT = 1e-30
+# A one-step solve from pure noise to the data carries no noise (it enters scaled by sigma = 0
+# at the end, and by g = 0 at the start for "damped"), so stochastic solvers take two or more.
+MIN_STEPS = 2
+
+
+def diffusion_rate(path: AffinePath, t: Tensor, diffusion: Diffusion) -> Tensor:
+    """`w(l) dl/dt` at `t (B,)`, so that `g(t)^2 = 2 eta sigma(t)^2 * diffusion_rate`.
+
+    `dl/dt = (alpha' sigma - alpha sigma') / (alpha sigma)`; with w = SNR / (1 + SNR) the
+    `1 / alpha` cancels, so "damped" is finite where alpha = 0 (it is infinite where sigma = 0).
+    """
+    a, s = path.alpha(t), path.sigma(t)
+    cross = path.d_alpha(t) * s - a * path.d_sigma(t)
+    if diffusion == "ddpm":
+        return cross / (a * s)
+    return a * cross / (s * (a * a + s * s))
+
+
+def noise_exponent(lam_a: Tensor, lam_b: Tensor, diffusion: Diffusion) -> Tensor:
+    """`|W(l_b) - W(l_a)|` for half log-SNRs `l_a, l_b`: a step's memory decay per unit eta."""
+    if diffusion == "ddpm":
+        return (lam_b - lam_a).abs()
+    soft = torch.nn.functional.softplus
+    return 0.5 * (soft(2.0 * lam_b) - soft(2.0 * lam_a)).abs()
+
+
+@dataclass(frozen=True)
+class BrownianState:
+    """The seeded Brownian path of a solve and its value `w (B, ...)` at the current time."""
+
+    tree: BrownianTree
+    w: Tensor
+
+    def advance(self, t: Tensor) -> tuple[Tensor, BrownianState]:
+        """`W(t) - W(now)` and the state at `t (B,)`."""
+        w = self.tree(t)
+        return w - self.w, BrownianState(self.tree, w)
+
+    def normals(self, *counter: int) -> Tensor:
+        """Unit normals `(B, ...)` independent of the path, numbered by `counter` (Python ints)."""
+        return self.tree.normals.normals(*counter).to(self.w.dtype)
+
+
+def brownian_state(
+    x: Tensor, grid: Tensor, generator: torch.Generator | None, depth: int
+) -> BrownianState:
+    """A `BrownianState` at `grid[0]` for a solve of `x (B, ...)` on `grid (S+1, B)`.
+
+    The seed is one int64 drawn from `generator`; the tree spans `[min(0, t), max(1, t)]` of each
+    sample's grid, i.e. [0, 1] for every span inside the paths' time range, so one seed gives
+    one Brownian path whatever the grid, the step count or the span.
+    """
+    lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
+    seed = seed_from(generator, x.device)
+    tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
+    return BrownianState(tree, tree(grid[0]))
+
+
+def standard_noise(dw: Tensor, t_a: Tensor, t_b: Tensor) -> Tensor:
+    """The increment `dw (B, ...)` over `[t_a, t_b]` scaled to unit variance."""
+    return dw / expand_like((t_b - t_a).abs().clamp_min(MIN_DT).sqrt(), dw)
+
+
+@dataclass(frozen=True)
+class SDEState:
+    """A stochastic solver's state: the exponential engine's state (weights and window), the
+    noise std of each step `scale (S, B, 1, ...)`, and the Brownian path (None when unused)."""
+
+    engine: Any
+    scale: Tensor | None
+    noise: BrownianState | None
+
+
+@dataclass(frozen=True)
+class StochasticSolver(Solver, SDE):
+    """Abstract: a sampler of the reverse SDE family above, driven by a seeded Brownian tree.
+
+    `init` draws one seed from the generator and builds the Brownian path (none when the solver
+    draws no noise, e.g. eta = 0), then calls `start` for the subclass's own state.
+    """
+
+    eta: Annotated[
+        float, Field(ge=0, description="noise level: g^2 = eta * reference; 0 gives the ODE")
+    ] = 1.0
+    diffusion: Annotated[
+        Diffusion, Field(description="reference diffusion: 'ddpm' (w = 1) or 'damped'")
+    ] = "ddpm"
+    brownian_depth: Annotated[
+        int, Field(ge=4, le=30, description="levels of the Brownian tree (resolution 2^-depth)")
+    ] = 20
+
+    @property
+    def draws_noise(self) -> bool:
+        return self.eta > 0
+
+    @property
+    def evaluations_per_step(self) -> int:
+        return 1
+
+    def steps_for_nfe(self, nfe: int) -> int:
+        """`nfe = evaluations_per_step * steps` with at least `MIN_STEPS` steps."""
+        per_step = self.evaluations_per_step
+        if isinstance(nfe, int) and not isinstance(nfe, bool) and nfe >= 1:
+            if nfe % per_step or nfe < MIN_STEPS * per_step:
+                valid = ", ".join(str(per_step * k) for k in range(MIN_STEPS, MIN_STEPS + 4))
+                raise InvalidArgumentError(
+                    f"solver {self.name!r} uses {per_step} evaluation(s) per step and at least "
+                    f"{MIN_STEPS} steps (one step from noise to data would carry no noise), so "
+                    f"nfe={nfe} is impossible; valid values are {valid}, ... "
+                    f"(nfe = {per_step}*steps, steps >= {MIN_STEPS})"
+                )
+        return steps_from_nfe(self, nfe, per_step)
+
+    def init(
+        self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
+    ) -> SDEState:
+        noise = None
+        if self.draws_noise:
+            noise = brownian_state(x, grid, generator, self.brownian_depth)
+        return self.start(f, x, grid, noise)
+
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+        """The solver's state at `grid[0]` around the Brownian path `noise`."""
+        return SDEState(None, None, noise)
+
+
+@dataclass(frozen=True)
+class _Engine(ExponentialSolver):
+    """The exponential engine running the deterministic part of `solver` (not registered)."""
+
+    solver: ExponentialSDE
+
+    @property
+    def width(self) -> int:
+        return self.solver.width
+
+    def weights(self, schedule: Schedule) -> Weights:
+        return self.solver.drift_weights(schedule)
+
+
+class ExponentialSDE(StochasticSolver):
+    """Abstract: an exponential integrator of the SDE, one evaluation per step (nfe = steps).
+
+    Subclasses give `width` (how many data predictions a step combines), the eta = 0
+    `counterpart` and `data_weights`: the weights of a step on `D_n, D_{n-1}, ...` given
+    `c0 = alpha_b (1 - e^{-h - kappa})`. A step into sigma = 0 returns alpha_1 times the data
+    prediction extrapolated to sigma / alpha = 0 (full order, as in the ODE family).
+    """
+
+    width: ClassVar[int]
+
+    @abc.abstractmethod
+    def counterpart(self) -> ExponentialSolver:
+        """The deterministic solver this one equals at eta = 0."""
+
+    @abc.abstractmethod
+    def data_weights(self, schedule: Schedule, c0: Tensor, decay: Tensor) -> list[Tensor]:
+        """Weights `(S, B)` on the data predictions of the last `width` nodes."""
+
+    def kappa(self, schedule: Schedule) -> Tensor:
+        """`eta |W(l_b) - W(l_a)|` per step `(S, B)`."""
+        return self.eta * noise_exponent(schedule.lam[:-1], schedule.lam[1:], self.diffusion)
+
+    def drift_weights(self, schedule: Schedule) -> Weights:
+        """The engine's weights: the deterministic part of every step (module docstring)."""
+        if self.eta == 0:
+            return self.counterpart().weights(schedule)
+        s = schedule
+        keep = torch.exp(-self.kappa(s))
+        w = Weights(s, self.width)
+        w.add("x", 0, s.sigma[1:] / s.sigma[:-1] * keep)
+        decay = s.decay * keep
+        for entry, coef in enumerate(self.data_weights(s, s.alpha[1:] * (1 - decay), decay)):
+            w.add("data", entry, coef)
+        extrapolate_to_data(w, self.width)
+        return w
+
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+        engine = _Engine(self).init(f, x, grid)
+        if self.eta == 0:
+            return SDEState(engine, None, noise)
+        schedule = Schedule(f.path, f.prediction, grid)
+        scale = schedule.sigma[1:] * torch.sqrt(-torch.expm1(-2.0 * self.kappa(schedule)))
+        scale = scale.to(x.dtype).reshape(scale.shape + (1,) * (x.ndim - 1))
+        return SDEState(engine, scale, noise)
+
+    def step(
+        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
+    ) -> tuple[Tensor, SDEState]:
+        x_next, engine = _Engine(self).step(f, x, t0, t1, state.engine, info)
+        noise = state.noise
+        if self.eta > 0:
+            dw, noise = noise.advance(t1)
+            x_next = x_next + state.scale[info.index] * standard_noise(dw, t0, t1)
+        return x_next, SDEState(engine, state.scale, noise)
+
+
+@dataclass(frozen=True)
+class ReverseSDE(ExponentialSDE):
+    """DDIM with eta: the first-order exponential integrator of the reverse SDE (module doc).
+
+    `x_b = (sigma_b / sigma_a) e^{-kappa} x_a + alpha_b (1 - e^{-h - kappa}) D + noise`: one
+    evaluation per step (nfe = steps) at the step's start, so the end point is never evaluated.
+    eta = 0 is `ddim` exactly (same numbers); eta = 1 with diffusion="ddpm" is DDPM ancestral
+    sampling generalised to every affine path and prediction kind. Weak order 1. Starting at
+    pure noise (alpha = 0) with eta > 0 and "ddpm", the first step forgets `x_init` (the SDE's
+    memory decays infinitely fast there): the sample then depends on the seed alone.
+
+    >>> flowforge.sample(model, noise, path="vp_cosine", prediction="noise",
+    ...                  solver=ReverseSDE(eta=1.0), nfe=50, generator=g)
+    """
+
+    order = 1
+    name = "reverse_sde"
+    width = 1
+
+    def counterpart(self) -> ExponentialSolver:
+        return DDIM()
+
+    def data_weights(self, schedule: Schedule, c0: Tensor, decay: Tensor) -> list[Tensor]:
+        return [c0]

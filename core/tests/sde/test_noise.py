@@ -1,0 +1,108 @@
+"""The seeded noise: counter-based normals and the Brownian tree are exact, keyed and consistent."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from flowforge.errors import InvalidArgumentError
+from flowforge.noise import BrownianTree, SeededNormals, hash32, seed_from
+
+F64 = torch.float64
+
+
+def test_hash_is_a_bijection_onto_32_bit_words_and_agrees_with_ints():
+    x = torch.arange(2**18, dtype=torch.int64) * 16411  # spread over [0, 2^32)
+    h = hash32(x)
+    assert h.unique().numel() == x.numel()
+    assert int(h.min()) >= 0 and int(h.max()) < 2**32
+    assert [hash32(int(v)) for v in x[:50]] == h[:50].tolist()
+
+
+def test_normals_are_standard_and_independent_across_counters_and_elements():
+    n = 200_000
+    noise = SeededNormals(seed=5, shape=(n, 2), dtype=F64)
+    a, b = noise.normals(0, 1), noise.normals(0, 2)
+    se = 1 / math.sqrt(2 * n)
+    assert abs(float(a.mean())) < 4 * se
+    assert abs(float(a.var()) - 1) < 4 * math.sqrt(2) * se
+    assert abs(float((a**4).mean()) - 3) < 4 * math.sqrt(96) * se  # Var(z^4) = 96
+    for u, v in [(a, b), (a[:, 0], a[:, 1]), (a[:-1, 0], a[1:, 0])]:
+        assert abs(float((u * v).mean())) < 4 / math.sqrt(u.numel())
+    assert torch.equal(noise.normals(0, 1), a), "a draw is a pure function of its counter"
+
+
+def test_a_sample_depends_on_seed_and_id_only():
+    big = SeededNormals(seed=9, shape=(10, 3, 2))
+    small = SeededNormals(seed=9, shape=(3, 3, 2))
+    shifted = SeededNormals(seed=9, shape=(3, 3, 2), ids=torch.arange(4, 7))
+    assert torch.equal(small.normals(7), big.normals(7)[:3])
+    assert torch.equal(shifted.normals(7), big.normals(7)[4:7])
+    per_sample = SeededNormals(seed=torch.tensor([9, 9, 1]), shape=(3, 3, 2))
+    assert torch.equal(per_sample.normals(7)[:2], big.normals(7)[:2])
+    assert not torch.equal(per_sample.normals(7)[2], big.normals(7)[2])
+
+
+def test_tree_has_the_covariance_of_brownian_motion():
+    n = 20_000
+    tree = BrownianTree(seed=3, shape=(n, 2), t_lo=0.0, t_hi=2.0, dtype=F64)
+    times = [0.0, 0.3, 0.7, 1.55, 2.0]
+    w = {t: tree(torch.full((n,), t, dtype=F64)) for t in times}
+    assert torch.equal(w[0.0], torch.zeros_like(w[0.0]))
+    for s in times[1:]:
+        for t in times[1:]:
+            cov = float((w[s] * w[t]).mean())
+            se = math.sqrt((s * t + min(s, t) ** 2) / (2 * n))  # std of the product's mean
+            assert abs(cov - min(s, t)) < 4 * se, (s, t, cov)
+    inc = tree.increment(torch.full((n,), 0.7, dtype=F64), torch.full((n,), 0.7 + 1e-4, dtype=F64))
+    assert abs(float(inc.var()) / 1e-4 - 1) < 0.05, "fine increments keep variance dt"
+
+
+def test_tree_is_exact_at_dyadic_times_whatever_its_depth():
+    """Levels below a dyadic time's own add exactly 0 there: a deeper tree is the same path."""
+    times = torch.arange(0, 257, dtype=F64) / 256
+    shape = (times.numel(), 3)
+    shallow = BrownianTree(seed=11, shape=shape, depth=8, dtype=F64)
+    deep = BrownianTree(seed=11, shape=shape, depth=20, dtype=F64)
+    assert torch.equal(shallow(times), deep(times))
+
+
+def test_tree_values_do_not_depend_on_the_other_queries_or_the_batch():
+    t = torch.rand(6, dtype=F64, generator=torch.Generator().manual_seed(0))
+    tree = BrownianTree(seed=2, shape=(6, 4), dtype=F64)
+    single = torch.stack([tree(t[i].expand(6))[i] for i in range(6)])
+    assert torch.equal(tree(t), single)
+    small = BrownianTree(seed=2, shape=(2, 4), dtype=F64)
+    assert torch.equal(small(t[:2]), tree(t)[:2])
+    assert not torch.equal(BrownianTree(seed=3, shape=(6, 4), dtype=F64)(t), tree(t))
+
+
+def test_seed_from_generator_is_reproducible_and_stays_a_tensor():
+    a = seed_from(torch.Generator().manual_seed(0), "cpu")
+    b = seed_from(torch.Generator().manual_seed(0), "cpu")
+    c = seed_from(torch.Generator().manual_seed(1), "cpu")
+    assert a.dtype == torch.int64 and a.ndim == 0
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    torch.manual_seed(4)
+    d = seed_from(None, "cpu")
+    torch.manual_seed(4)
+    assert torch.equal(d, seed_from(None, "cpu"))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seed": -1, "shape": (2, 2)},
+        {"seed": 1.5, "shape": (2, 2)},
+        {"seed": torch.tensor([1.0]), "shape": (1, 2)},
+        {"seed": torch.tensor([1, 2]), "shape": (3, 2)},
+        {"seed": 0, "shape": ()},
+        {"seed": 0, "shape": (2, 2), "depth": 0},
+        {"seed": 0, "shape": (2, 2), "ids": torch.arange(3)},
+    ],
+)
+def test_invalid_arguments_raise_with_the_fix(kwargs):
+    with pytest.raises(InvalidArgumentError):
+        BrownianTree(**kwargs)
