@@ -89,11 +89,13 @@ def starts(z: Tensor) -> dict[str, Start]:
 class Anchor:
     """One anchor sampler.
 
-    `run(gm, z, steps) -> (x_end, nfe)`: the end state in vp_cosine coordinates and the counted
-    field calls. `grid(steps) -> (path, times)`: a flowforge path in the anchor's coordinates
-    (vp_cosine for diffusers' VP schedulers, `KARRAS_VE` for k-diffusion, cond_ot for rectified
-    flow) and the `(steps + 1,)` times the anchor stepped through, so a flowforge solver can take
-    the same steps. `steps(budget)`: how many steps fit in a budget of evaluations.
+    `run(gm, z, steps) -> (x_end, nfe)`: from the standard noises `z` (the anchor applies its own
+    start convention, which `starts(z)[start]` reproduces for the reference), the end state in
+    vp_cosine coordinates and the counted field calls. `grid(steps) -> (path, times)`: a
+    flowforge path in the anchor's coordinates (vp_cosine for diffusers' VP schedulers,
+    `KARRAS_VE` for k-diffusion, cond_ot for rectified flow) and the `(steps + 1,)` times the
+    anchor stepped through, so a flowforge solver can take the same steps. `steps(budget)`: how
+    many steps fit in a budget of evaluations.
     """
 
     name: str
