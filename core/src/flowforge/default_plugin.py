@@ -10,11 +10,18 @@ from flowforge.operators import Identity
 from flowforge.paths import EDM, VE, CondOT, VPCosine, VPLinear
 from flowforge.solvers import RK4, Euler, Heun, Midpoint
 from flowforge.solvers.bdia import BDIA
+from flowforge.solvers.ddim import DDIM
+from flowforge.solvers.deis import DEIS
 from flowforge.solvers.dopri5 import Dopri5
+from flowforge.solvers.dpm_solver import DPMSolver
+from flowforge.solvers.dpm_solver_pp import DPMSolverPP
 from flowforge.solvers.dpm_solver_pp_sde import DPMSolverPPSDE
 from flowforge.solvers.euler_maruyama import EulerMaruyama
+from flowforge.solvers.ipndm import IPNDM
+from flowforge.solvers.momentum import GeneralizedHeavyBall, HeavyBall
 from flowforge.solvers.predictor_corrector import PredictorCorrector
 from flowforge.solvers.reverse_sde import ReverseSDE
+from flowforge.solvers.unipc import UniPC
 from flowforge.tasks import Generate
 
 
@@ -33,6 +40,14 @@ def register_solvers(register):
     register("heun", Heun)
     register("midpoint", Midpoint)
     register("rk4", RK4)
+    register("ddim", DDIM)
+    register("dpm_solver", DPMSolver)
+    register("dpm_solver_pp", DPMSolverPP)
+    register("unipc", UniPC)
+    register("deis", DEIS)
+    register("ipndm", IPNDM)
+    register("dpm_solver_pp_hb", HeavyBall)
+    register("dpm_solver_pp_ghb", GeneralizedHeavyBall)
     register("dopri5", Dopri5)
     register("bdia", BDIA)
     register("reverse_sde", ReverseSDE)

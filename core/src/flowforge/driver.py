@@ -249,15 +249,21 @@ def run_steps(
     not finite, or -1.
     """
     steps = grid.shape[0] - 1
-    traj, finite = [x], []
+    traj, sums = [x], []
     for i in range(steps):
         x, state = solver.step(f, x, grid[i], grid[i + 1], state, StepInfo(i, steps, generator))
         for g in f.guidance:
             x = g.after_step(x, grid[i + 1], f)
-        finite.append(torch.isfinite(x).all())
+        sums.append(x.sum(dtype=_sum_dtype(x)))
         if keep:
             traj.append(x)
-    return x, torch.stack(traj) if keep else None, _first_false(torch.stack(finite))
+    return x, torch.stack(traj) if keep else None, _first_false(torch.isfinite(torch.stack(sums)))
+
+
+def _sum_dtype(x: Tensor) -> torch.dtype:
+    """A dtype whose sum of a finite state stays finite (fp16/bf16 sums overflow), for the NaN
+    record: one reduction per step, its NaN/Inf propagate from any non-finite entry."""
+    return torch.promote_types(x.dtype, torch.float32) if x.is_floating_point() else x.dtype
 
 
 def _first_false(ok: Tensor) -> Tensor:

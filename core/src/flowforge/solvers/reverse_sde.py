@@ -61,6 +61,8 @@ from flowforge.solvers.exponential import (
     Schedule,
     Weights,
     extrapolate_to_data,
+    host_schedule,
+    on_device,
 )
 from flowforge.tensors import expand_like
 
@@ -248,9 +250,9 @@ class ExponentialSDE(StochasticSolver):
         engine = _Engine(self).init(f, x, grid)
         if self.eta == 0:
             return SDEState(engine, None, noise)
-        schedule = Schedule(f.path, f.prediction, grid)
+        schedule = host_schedule(f, grid)
         scale = schedule.sigma[1:] * torch.sqrt(-torch.expm1(-2.0 * self.kappa(schedule)))
-        scale = scale.to(x.dtype).reshape(scale.shape + (1,) * (x.ndim - 1))
+        scale = on_device(scale, x)
         return SDEState(engine, scale, noise)
 
     def step(

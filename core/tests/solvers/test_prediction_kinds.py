@@ -1,0 +1,66 @@
+"""Every exponential solver gives the same answer whatever the model predicts, and is finite at
+the end points wherever the prediction defines the velocity there."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import flowforge
+from flowforge import registry
+from flowforge.errors import NumericalError
+from flowforge.targets import GaussianMixture
+
+GM = GaussianMixture(means=[[-1.0, 0.5], [1.0, -0.5]], stds=[0.4, 0.6], weights=[0.4, 0.6])
+SOLVERS = [
+    "ddim",
+    "dpm_solver",
+    "dpm_solver_pp",
+    "unipc",
+    "deis",
+    "ipndm",
+    "dpm_solver_pp_hb",
+    "dpm_solver_pp_ghb",
+]
+
+
+def solve(solver: str, path_name: str, kind: str, t_span=None, nfe: int = 10):
+    path = registry.create("path", path_name)
+    x0 = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    return flowforge.sample(
+        GM.field(path, kind), x0, path=path, prediction=kind, solver=solver, nfe=nfe,
+        t_span=t_span,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["data", "noise", "score"])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_same_answer_for_every_prediction_kind(solver, kind):
+    ref = solve(solver, "vp_linear", "velocity")
+    torch.testing.assert_close(solve(solver, "vp_linear", kind), ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("path_name", ["cond_ot", "vp_cosine"])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_finite_from_pure_noise_to_data(solver, path_name):
+    """Velocity and data predictions define the velocity on all of [0, 1]: finite, and equal."""
+    velocity = solve(solver, path_name, "velocity", (0.0, 1.0))
+    data = solve(solver, path_name, "data", (0.0, 1.0))
+    assert bool(torch.isfinite(velocity).all())
+    torch.testing.assert_close(data, velocity, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["noise", "score"])
+@pytest.mark.parametrize("solver", ["ddim", "dpm_solver_pp", "unipc"])
+def test_noise_prediction_at_pure_noise_is_a_clear_error(solver, kind):
+    """At alpha = 0 a noise prediction carries no information on the data: no velocity."""
+    with pytest.raises(NumericalError, match="alpha"):
+        solve(solver, "cond_ot", kind, (0.0, 1.0))
+
+
+@pytest.mark.parametrize("kind", ["noise", "score"])
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_noise_prediction_is_finite_up_to_the_data_end(solver, kind):
+    """The data end is never evaluated, so noise/score predictions reach t = 1 exactly."""
+    ref = solve(solver, "vp_cosine", "velocity", (0.05, 1.0))
+    torch.testing.assert_close(solve(solver, "vp_cosine", kind, (0.05, 1.0)), ref)
