@@ -18,6 +18,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import os
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -36,7 +37,8 @@ from flowforge.targets import GaussianMixture
 
 F64 = torch.float64
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "benchmarks"
+# The public protocol files; FLOWFORGE_BENCH_SHARED points elsewhere (e.g. a copy on a GPU host).
+SHARED = Path(os.environ.get("FLOWFORGE_BENCH_SHARED", ROOT.parent / "shared" / "benchmarks"))
 CACHE = Path.home() / ".cache" / "flowforge-bench"
 VP = VPCosine()
 # Stable Diffusion's scaled-linear betas (0.00085 -> 0.012, 1000 steps): the anchors' VP set-up.
@@ -121,13 +123,38 @@ class Counted:
         return self.fn(*args, **kwargs)
 
 
+# Parameter variants benchmarked besides each solver's defaults (labels "name[key=value]").
+VARIANTS = {
+    "dpm_solver": [{"order": 2}],
+    "dpm_solver_pp": [{"order": 3}, {"variable": "lambda"}, {"order": 3, "variable": "lambda"}],
+    "deis": [{"order": 2}],
+    "unipc": [{"variant": "bh1"}],
+}
+
+
+def label(name: str, params: dict) -> str:
+    """`name`, or `name[k=v,...]` for a parameter variant."""
+    inner = ",".join(f"{k}={v}" for k, v in params.items())
+    return f"{name}[{inner}]" if params else name
+
+
+def create(solver_label: str) -> Solver:
+    """The solver a label names: `dpm_solver_pp` or `dpm_solver_pp[order=3]`."""
+    name, _, inner = solver_label.partition("[")
+    params = {}
+    for item in filter(None, inner.rstrip("]").split(",")):
+        key, value = item.split("=")
+        params[key] = int(value) if value.isdigit() else value
+    return registry.create("solver", name, **params)
+
+
 def fixed_step_ode_solvers() -> list[str]:
-    """Every registered fixed-step ODE solver (the benchmark is registry-driven)."""
+    """Labels of every registered fixed-step ODE solver and its `VARIANTS` (registry-driven)."""
     out = []
     for name in registry.names("solver"):
         s = registry.create("solver", name)
         if isinstance(s, ODE) and not isinstance(s, Adaptive | SDE):
-            out.append(name)
+            out += [label(name, p) for p in [{}, *VARIANTS.get(name, [])]]
     return out
 
 

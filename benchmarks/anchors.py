@@ -249,14 +249,18 @@ def all_anchors() -> list[Anchor]:
 
 
 # flowforge solver -> anchors implementing the same method (same steps, same grid, same start).
-COUNTERPARTS = {
+COUNTERPARTS = {  # flowforge solver label (benchmarks/_common.py) -> anchors of the same method
     "euler": ["fm.euler", "diffusers.FlowMatchEuler", "k.euler"],
     "heun": ["k.heun"],
     "midpoint": ["fm.midpoint"],
     "rk4": ["fm.rk4"],
     "ddim": ["diffusers.DDIM"],
-    "dpm_solver": ["diffusers.DPM-Solver-2S-Karras†"],
+    "dpm_solver[order=2]": ["diffusers.DPM-Solver-2S-Karras†"],
     "dpm_solver_pp": ["diffusers.DPM++2M-Karras", "k.dpmpp_2m"],
+    "dpm_solver_pp[variable=lambda]": ["diffusers.DPM++2M-Karras", "k.dpmpp_2m"],
+    "dpm_solver_pp[order=3]": ["diffusers.DPM++3M-Karras", "k.dpmpp_3m_sde(eta=0)"],
+    "dpm_solver_pp[order=3,variable=lambda]": ["diffusers.DPM++3M-Karras", "k.dpmpp_3m_sde(eta=0)"],
     "unipc": ["diffusers.UniPC-bh2-Karras"],
-    "deis": ["diffusers.DEIS-2-Karras†"],
+    "deis[order=2]": ["diffusers.DEIS-2-Karras†"],
+    "ipndm": ["k.lms"],
 }

@@ -33,6 +33,7 @@ from _common import (
     Counted,
     adaptive_solvers,
     best_nfe,
+    create,
     error,
     fixed_step_ode_solvers,
     fmt,
@@ -68,7 +69,7 @@ def run_untuned(gm, z, ref, solvers, nfes):
     """{solver: {budget: {"nfe", "error", "path", "grid", "all"}}}: best natural combination."""
     out = {}
     for name in solvers:
-        solver = registry.create("solver", name)
+        solver = create(name)
         out[name] = {}
         for budget in nfes:
             nfe = best_nfe(solver, budget)
@@ -114,7 +115,7 @@ def run_same_grid(gm, z, refs, anchors: dict[str, Anchor], solvers, nfes):
     """{solver: {anchor: {budget: error}}}: the flowforge solver on the anchor's exact steps."""
     out = {}
     for name in solvers:
-        solver = registry.create("solver", name)
+        solver = create(name)
         for anchor_name in COUNTERPARTS.get(name, []):
             anchor = anchors[anchor_name]
             start = starts(z)[anchor.start]
@@ -192,27 +193,28 @@ def run_tuned(gm, z, ref, untuned, nfes, budget):
             try:
                 tuned = tune_schedule(
                     gm.field(path_obj), pilot, path=path_obj, prediction="velocity",
-                    solver=name, nfe=cell["nfe"], budget=budget // len(ranked), init_grid=grid,
+                    solver=create(name), nfe=cell["nfe"], budget=budget // len(ranked),
+                    init_grid=grid,
                     reference_nfe=400, lr=0.05,
                 )  # fmt: skip
             except FlowforgeError as exc:
                 print(f"  tuning {name} at nfe {cell['nfe']}: {exc}")
                 continue
             if best is None or tuned.error_after < best[0].error_after:
-                best = (tuned, path)
+                best = (tuned, path, name)
         if best is None:
             continue
-        tuned, path = best
-        x = ours(gm, z, tuned.solver, path, tuned.tensor(), tuned.nfe)
+        tuned, path, name = best
+        x = ours(gm, z, create(name), path, tuned.tensor(), tuned.nfe)
         out[b] = {
-            "solver": tuned.solver, "path": path, "nfe": tuned.nfe, "error": error(x, ref),
+            "solver": name, "path": path, "nfe": tuned.nfe, "error": error(x, ref),
             "pilot_before": tuned.error_before, "pilot_after": tuned.error_after,
             "evaluations": tuned.evaluations, "budget": budget, "grid": list(tuned.grid),
         }  # fmt: skip
     return out
 
 
-def tables(name, untuned, anchors, same, tuned, adaptive, nfes) -> str:
+def tables(name, untuned, anchors, same, tuned, adaptive, nfes, budget) -> str:
     """The markdown report of one configuration."""
     head = ["sampler", *[f"NFE≤{b}" for b in nfes]]
     parts = [f"## Config {name}"]
@@ -268,7 +270,7 @@ def tables(name, untuned, anchors, same, tuned, adaptive, nfes) -> str:
         "### Best per NFE budget",
         markdown(
             ["NFE", "best untuned flowforge", "best anchor", "anchor/untuned",
-             f"best tuned flowforge (budget {TUNE_BUDGET} evals on {PILOTS} pilots per NFE)",
+             f"best tuned flowforge (budget {budget} evals on {PILOTS} pilots per NFE)",
              "anchor/tuned"],
             rows,
         ),
@@ -294,8 +296,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=TUNE_BUDGET)
     parser.add_argument("--tune-nfe", nargs="+", type=int, help="default: every --nfe")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("solvers.json"))
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", FutureWarning)
     solvers = fixed_step_ode_solvers()
     anchors = all_anchors()
@@ -318,8 +321,10 @@ def main() -> None:
                 refs[(s.name, t_end)] = x_ref
         print(f"(config {name}: references in {time.perf_counter() - start_time:.0f} s)")
         untuned = run_untuned(gm, z, refs[("noise", 1.0)], solvers, args.nfe)
+        print(f"(config {name}: untuned done at {time.perf_counter() - start_time:.0f} s)")
         anchor_res = run_anchors(gm, z, refs, anchors, args.nfe)
         same = run_same_grid(gm, z, refs, by_name, solvers, args.nfe)
+        print(f"(config {name}: anchors done at {time.perf_counter() - start_time:.0f} s)")
         tuned = (
             {}
             if args.no_tune
@@ -328,7 +333,7 @@ def main() -> None:
             )
         )
         adaptive = run_adaptive(gm, z, refs[("noise", 1.0)])
-        report = tables(name, untuned, anchor_res, same, tuned, adaptive, args.nfe)
+        report = tables(name, untuned, anchor_res, same, tuned, adaptive, args.nfe, args.budget)
         print(report)
         print(f"(config {name}: {time.perf_counter() - start_time:.0f} s)")
         result["configs"][name] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import torch
 from pydantic import Field
 from torch import Tensor
 
@@ -47,7 +48,7 @@ class EulerMaruyama(StochasticSolver):
         pred = f(x, t0)
         dt = expand_like(t1 - t0, x)
         if self.eta == 0:
-            return x + dt * pred.velocity, state
+            return torch.addcmul(x, dt, pred.velocity), state  # euler's arithmetic exactly
         g2_half = self.eta * f.path.sigma(t0) ** 2 * diffusion_rate(f.path, t0, self.diffusion)
         dw, noise = state.noise.advance(t1)
         drift = pred.velocity + dt.sign() * expand_like(g2_half, x) * pred.score

@@ -19,9 +19,11 @@ from flowforge.solvers.exponential import (
     combine,
     empty_window,
     host_schedule,
+    host_table,
     on_device,
 )
 
+SCALARS = ("rate", "x", "new", "old")
 Beta = Annotated[float, Field(gt=0, le=1, description="damping beta in (0, 1]; 1: no momentum")]
 
 
@@ -58,20 +60,30 @@ class Momentum(Solver, ODE, Multistep):
         c0 = s.alpha[1:] * (1 - s.decay)
         parts = self.coefficients(s, plain, a, c0)
         parts["x"] = a
-        parts = {k: on_device(v, x) for k, v in parts.items()}
-        return parts, empty_window(self.width, x), torch.zeros_like(x), f.prediction
+        table = host_table(parts["target"], x)
+        if table is None:
+            steps = {k: on_device(v, x) for k, v in parts.items()}
+        else:  # CPU, shared weights: per step (target pairs, rate, x, new, old) as numbers
+            scalars = [parts[k][:, 0].tolist() for k in SCALARS]
+            steps = [(row, *values) for row, *values in zip(table, *scalars, strict=True)]
+        return steps, empty_window(self.width, x), torch.zeros_like(x), f.prediction
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
     ) -> tuple[Tensor, Any]:
-        parts, window, v, kind = state
+        steps, window, v, kind = state
         n = info.index
         pred = f(x, t0)
         out = pred.value if pred.kind == kind else pred.as_(kind)
         window = (x, out, *window[:-2])
-        v_new = torch.lerp(v, combine(parts["target"][n], window), parts["rate"][n])
-        x = parts["x"][n] * x + parts["new"][n] * v_new + parts["old"][n] * v
-        return x, (parts, window, v_new, kind)
+        if isinstance(steps, list):
+            target, rate, a, new, old = steps[n]
+            v_new = torch.lerp(v, combine(target, window), rate)
+            x = (x * a).add_(v_new, alpha=new).add_(v, alpha=old)
+        else:
+            v_new = torch.lerp(v, combine(steps["target"][n], window), steps["rate"][n])
+            x = steps["x"][n] * x + steps["new"][n] * v_new + steps["old"][n] * v
+        return x, (steps, window, v_new, kind)
 
 
 def _first_full(rate: Tensor, s: Schedule) -> Tensor:
@@ -139,8 +151,7 @@ class GeneralizedHeavyBall(Momentum):
     order = 2
 
     def coefficients(self, s: Schedule, plain: Weights, a: Tensor, c0: Tensor) -> dict:
-        raw = Weights(Schedule(s.path, "data", s.t), self.width)
-        raw.integrate("data", [0, 1], rows=slice(1, None))
+        raw = DPMSolverPP(order=2).weights(Schedule(s.path, "data", s.t))
         gamma = -raw.w[:, 3] / c0
         g = gamma * (2 - self.beta) / self.beta
         g[0] = 0

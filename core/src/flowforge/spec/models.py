@@ -73,6 +73,16 @@ class TrainSpec(Strict):
     log_every: Annotated[int, Field(ge=1)] = 100
 
 
+TunedGridFile = Annotated[
+    str,
+    Field(
+        pattern=r"\.json$",
+        description="a grid saved by `flowforge tune` (a .json file, relative to the working "
+        "directory), tuned for this solver and nfe",
+    ),
+]
+
+
 class SampleSpec(Strict):
     """Generation settings: any registered solver with an exact number of model calls."""
 
@@ -80,7 +90,7 @@ class SampleSpec(Strict):
     nfe: Annotated[int, Field(ge=1, description="exact number of model evaluations")] = 40
     num_samples: Annotated[int, Field(ge=1)] = 2000
     batch_size: Annotated[int, Field(ge=1)] = 4096
-    time_grid: Literal["auto", "uniform", "logsnr", "edm"] = "auto"
+    time_grid: Literal["auto", "uniform", "logsnr", "edm"] | TunedGridFile = "auto"
     t_span: tuple[Time, Time] | None = Field(None, description="(t0, t1); default: the path's")
 
     @field_validator("t_span")

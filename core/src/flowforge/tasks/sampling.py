@@ -9,10 +9,12 @@ import torch
 from torch import Tensor
 
 from flowforge.driver import sample
+from flowforge.errors import InvalidArgumentError
 from flowforge.likelihood import prior_sample
 from flowforge.paths.base import AffinePath
 from flowforge.spec.models import SampleSpec
 from flowforge.tasks.components import build
+from flowforge.tuning.schedule import load_schedule
 
 
 def generate_samples(
@@ -34,6 +36,12 @@ def generate_samples(
     spec's solver, nfe, time grid and t_span.
     """
     solver = build("solver", spec.solver, "sample.solver")
+    grid = spec.time_grid
+    if grid.endswith(".json"):
+        try:
+            grid = load_schedule(grid, solver=solver.name, nfe=spec.nfe)
+        except InvalidArgumentError as err:
+            raise InvalidArgumentError(f"sample.time_grid: {err}") from None
     t0 = spec.t_span[0] if spec.t_span is not None else path.t_span[0]
     out, remaining = [], spec.num_samples
     while remaining > 0:
@@ -47,7 +55,7 @@ def generate_samples(
             solver=solver,
             nfe=spec.nfe,
             t_span=spec.t_span,
-            time_grid=spec.time_grid,
+            time_grid=grid,
             guidance=list(guidance) or None,
             generator=generator,
         )
