@@ -8,8 +8,8 @@ import torch
 import flowforge
 from flowforge.paths import CondOT
 from flowforge.spec.models import SampleSpec
-from flowforge.tasks.sampling import generate_samples
 from flowforge.targets import GaussianMixture
+from flowforge.tasks.sampling import generate_samples
 from flowforge.tuning import load_schedule, tune_schedule
 
 GM = GaussianMixture(means=[[-2.0, 0.0], [2.0, 1.0]], stds=[0.5, 0.3])
