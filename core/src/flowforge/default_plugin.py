@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 from flowforge.data import GaussianMixture2D, TwoMoons
+from flowforge.guidance import (
+    CFG,
+    DDNM,
+    DDS,
+    DPS,
+    SMC,
+    Classifier,
+    FlowChef,
+    PiGDM,
+    REDDiff,
+    SelfGuidance,
+)
 from flowforge.hookspecs import hookimpl
 from flowforge.metrics import NLL, SlicedWasserstein
 from flowforge.models import MLPParams, build_mlp
 from flowforge.operators import Identity
+from flowforge.operators.blur import BlurParams, build_blur
+from flowforge.operators.compose import ComposeParams, build_compose
+from flowforge.operators.dense import DenseParams, build_dense
+from flowforge.operators.downsample import DownsampleParams, build_downsample
+from flowforge.operators.mask import MaskParams, build_mask
+from flowforge.operators.mri import MRIParams, build_mri
 from flowforge.paths import EDM, VE, CondOT, VPCosine, VPLinear
 from flowforge.solvers import RK4, Euler, Heun, Midpoint
 from flowforge.solvers.bdia import BDIA
@@ -23,6 +41,14 @@ from flowforge.solvers.predictor_corrector import PredictorCorrector
 from flowforge.solvers.reverse_sde import ReverseSDE
 from flowforge.solvers.unipc import UniPC
 from flowforge.tasks import Generate
+from flowforge.training.couplings import (
+    ClassConditionalOT,
+    ExactOT,
+    Independent,
+    Sinkhorn,
+    WeightedCFM,
+)
+from flowforge.training.time_samplers import LogitNormal, LogNormal, Uniform, UShaped
 
 
 @hookimpl
@@ -57,8 +83,33 @@ def register_solvers(register):
 
 
 @hookimpl
+def register_guidance(register):
+    register("cfg", CFG, summary="Classifier-free guidance, with interval and rescale")
+    register("classifier", Classifier, summary="Gradient of a differentiable log-likelihood")
+    register("self_guidance", SelfGuidance, summary="TSDiff: loss on observed entries")
+    register("dps", DPS, summary="Diffusion posterior sampling (Chung et al. 2023)")
+    register("pigdm", PiGDM, summary="Pseudoinverse-guided posterior sampling (Song et al. 2023)")
+    register("ddnm", DDNM, summary="Null-space projection, DDNM+ when noisy (Wang et al. 2023)")
+    register("dds", DDS, summary="Conjugate gradients on the data estimate (Chung et al. 2024)")
+    register("red_diff", REDDiff, summary="Variational posterior mean (Mardani et al. 2023)")
+    register("flowchef", FlowChef, summary="Gradient-free steering of a flow (Patel et al. 2024)")
+    register("smc", SMC, summary="Twisted SMC corrector, exact as particles grow")
+
+
+@hookimpl
 def register_operators(register):
     register("identity", Identity)
+    register("mask", build_mask, params=MaskParams, summary="Inpainting: observe masked entries")
+    register("blur", build_blur, params=BlurParams, summary="Gaussian blur, circular, by FFT")
+    register(
+        "downsample",
+        build_downsample,
+        params=DownsampleParams,
+        summary="Super-resolution: block averages",
+    )
+    register("mri", build_mri, params=MRIParams, summary="Single-coil MRI: subsampled FFT")
+    register("dense", build_dense, params=DenseParams, summary="Random Gaussian matrix")
+    register("compose", build_compose, params=ComposeParams, summary="Operators in sequence")
 
 
 @hookimpl
@@ -81,3 +132,24 @@ def register_metrics(register):
 @hookimpl
 def register_tasks(register):
     register("generate", Generate)
+
+
+@hookimpl
+def register_time_samplers(register):
+    register("uniform", Uniform)
+    register("logit_normal", LogitNormal)
+    register("u_shaped", UShaped)
+    register("lognormal", LogNormal)
+
+
+@hookimpl
+def register_couplings(register):
+    register("independent", Independent, summary="Noise and data drawn independently")
+    register("exact_ot", ExactOT, summary="Minibatch exact OT: optimal assignment (CPU, scipy)")
+    register("sinkhorn", Sinkhorn, summary="Minibatch entropic OT: log-domain Sinkhorn on device")
+    register(
+        "class_conditional",
+        ClassConditionalOT,
+        summary="Minibatch exact OT within each class label",
+    )
+    register("wcfm", WeightedCFM, summary="Weighted CFM: Gibbs-kernel weights on independent pairs")

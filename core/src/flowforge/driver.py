@@ -11,7 +11,7 @@ registered fixed-step solver to this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from flowforge.graph import CACHE, CapturedCall, flatten, identity
 from flowforge.grids import make_grid
 from flowforge.guidance.base import Guidance
 from flowforge.paths.base import AffinePath, check_prediction
-from flowforge.solvers.base import Adaptive, Solver, StepInfo
+from flowforge.solvers.base import Adaptive, Multistep, Solver, StepInfo
 from flowforge.tensors import as_time
 
 
@@ -54,7 +54,17 @@ def _guidance_list(guidance: Any) -> list[Guidance]:
             raise InvalidArgumentError(
                 f"guidance must be a registered name or a Guidance, got {g!r}"
             )
+        if g.needs:
+            raise InvalidArgumentError(
+                f"guidance {type(g).__name__} is missing {', '.join(g.needs)}: give "
+                f"{' and '.join(g.needs)} when building it (see its docstring)"
+            )
     return out
+
+
+def _population_hooks(hooks: list[Guidance]) -> list[Guidance]:
+    """The hooks that act on the particle population (SMC and the like)."""
+    return [g for g in hooks if type(g).on_population is not Guidance.on_population]
 
 
 def _resolve(path: Any, solver: Any) -> tuple[AffinePath, Solver]:
@@ -135,13 +145,16 @@ def sample(
     return_trajectory: bool = False,
     cuda_graph: bool = False,
     solver_dtype: torch.dtype | None = None,
+    cond: Mapping[str, Any] | None = None,
 ) -> Tensor | SampleResult:
     """Integrate from `x_init` at `t_span[0]` to `t_span[1]` with exactly `nfe` model calls.
 
     For an adaptive solver (`dopri5`) `nfe` is a budget instead (None: the solver's cap) and
     `SampleResult.nfe` reports the calls made.
 
-    `field(x_t, t)` returns a `prediction` (velocity, data, noise or score) for `path`;
+    `field(x_t, t, **cond)` returns a `prediction` (velocity, data, noise or score) for `path`;
+    `cond`: keyword arguments of a conditional model (class labels, embeddings), passed to every
+    model call; guidance such as `cfg` calls the model without them as well;
     `x_init (B, ...)` is the source sample (noise for t0=0); `t_span` endpoints are floats or
     per-sample `(B,)` tensors (default: the path's `t_span`). Returns the state at t1, or a
     `SampleResult` with the trajectory when `return_trajectory=True`.
@@ -171,12 +184,20 @@ def sample(
     x = x_init.to(dtype)
     if cuda_graph:
         _check_capturable(x, solver, hooks)
+    population = _population_hooks(hooks)
+    if population and isinstance(solver, Multistep):
+        raise InvalidArgumentError(
+            f"guidance {type(population[0]).__name__} resamples the batch between "
+            f"steps, but solver {solver.name!r} carries evaluations of earlier steps, which "
+            "would not follow the particles. Use a one-step solver: reverse_sde (eta=0 gives "
+            "ddim's numbers), euler_maruyama, euler, heun or rk4"
+        )
     batch = x.shape[0]
     t0, t1 = path.t_span if t_span is None else t_span
     t0, t1 = as_time(t0, batch, x), as_time(t1, batch, x)
     if isinstance(solver, Adaptive):
         return _adaptive(
-            net, x, path, prediction, solver, nfe, t0, t1, hooks, generator, return_trajectory
+            net, x, path, prediction, solver, nfe, t0, t1, hooks, generator, return_trajectory, cond
         )
     if nfe is None:
         raise InvalidArgumentError(
@@ -185,7 +206,7 @@ def sample(
         )
     steps = solver.steps_for_nfe(nfe)
     grid = make_grid(time_grid, path, t0, t1, steps, solver.default_grid)
-    f = Dynamics(net, path, prediction, hooks)
+    f = Dynamics(net, path, prediction, hooks, cond)
     if cuda_graph:
         key = (identity(field), x_init.dtype, identity(path), identity(solver), prediction)
         key += (tuple(identity(g) for g in hooks), nfe, return_trajectory)
@@ -210,7 +231,7 @@ def _grad_mode(hooks: list[Guidance]):
     return torch.enable_grad() if any(g.requires_grad for g in hooks) else torch.no_grad()
 
 
-def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, generator, keep):
+def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, generator, keep, cond):
     """Run an adaptive solver's own loop; only prediction hooks apply inside it."""
     for g in hooks:
         if type(g).after_step is not Guidance.after_step or (
@@ -220,7 +241,7 @@ def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, gener
                 f"guidance {type(g).__name__} acts after steps, which adaptive solver "
                 f"{solver.name!r} does not have; use a fixed-step solver"
             )
-    f = Dynamics(field, path, prediction, hooks)
+    f = Dynamics(field, path, prediction, hooks, cond)
     with _grad_mode(hooks):
         out = solver.solve(f, x_init, t0, t1, nfe, generator)
     if not bool(torch.isfinite(out.x).all()):
@@ -246,14 +267,24 @@ def run_steps(
 
     Never reads a device value on the host. Returns `(x (B, ...), trajectory (S+1, B, ...) or
     None, bad)`, where `bad` is a 0-d int64 tensor: the index of the first step whose state is
-    not finite, or -1.
+    not finite, or -1. After each step, the `after_step` hooks run, then the `on_population`
+    hooks with the particles' log-weights (0 at the start). Each grid time is one tensor object
+    from end to start of the next step, so a hook can hand the solver a model output it already
+    computed there (`Dynamics.reuse`).
     """
     steps = grid.shape[0] - 1
+    times = grid.unbind(0)
+    population = _population_hooks(list(f.guidance))
+    log_weights = x.new_zeros(x.shape[0]) if population else None
+    f.begin()
     traj, sums = [x], []
     for i in range(steps):
-        x, state = solver.step(f, x, grid[i], grid[i + 1], state, StepInfo(i, steps, generator))
+        f.step = StepInfo(i, steps, generator)
+        x, state = solver.step(f, x, times[i], times[i + 1], state, f.step)
         for g in f.guidance:
-            x = g.after_step(x, grid[i + 1], f)
+            x = g.after_step(x, times[i + 1], f)
+        for g in population:
+            x, log_weights = g.on_population(x, log_weights, times[i + 1], f)
         sums.append(x.sum(dtype=_sum_dtype(x)))
         if keep:
             traj.append(x)
@@ -274,18 +305,20 @@ def _first_false(ok: Tensor) -> Tensor:
 def _replay(f, solver, x, grid, generator, keep, key):
     """Run the steps as one CUDA graph: captured on the first call for `key`, replayed after.
 
-    `Solver.init` runs eagerly on every call (it may use the host); its state, `x` and `grid`
-    are copied into the graph's static buffers. Returns `run_steps`' outputs and the NFE.
+    `Solver.init` runs eagerly on every call (it may use the host); its state, `x`, `grid` and
+    the tensors of the condition `f.cond` are copied into the graph's static buffers (its other
+    values are part of the key). Returns `run_steps`' outputs and the NFE.
     """
     with torch.no_grad():
         state = solver.init(f, x, grid, generator)
-    inputs = (x, grid, state)
+    inputs = (x, grid, state, f.cond)
     key = (*key, flatten(inputs)[1])
     hit = CACHE.get(key)
     if hit is None or not hit[0].fits(generator):
         per_run: list[int] = []
 
-        def body(x, grid, state):
+        def body(x, grid, state, cond):
+            f.cond = cond
             start = f.nfe
             out = run_steps(f, solver, x, grid, state, generator, keep)
             per_run.append(f.nfe - start)

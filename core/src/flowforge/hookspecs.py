@@ -61,5 +61,15 @@ def register_tasks(register):
 
 
 @hookspec
+def register_time_samplers(register):
+    """Register training-time distributions (`flowforge.training.time_samplers.TimeSampler`)."""
+
+
+@hookspec
+def register_couplings(register):
+    """Register noise-data couplings for training (`flowforge.training.couplings.Coupling`)."""
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands to the `flowforge` CLI group `cli`."""

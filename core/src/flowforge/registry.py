@@ -1,4 +1,6 @@
-"""The component registry: every path, solver, guidance, model, dataset, metric, operator and task.
+"""The component registry: every path, solver, model, dataset, coupling, ... by kind and name.
+
+Kinds: path, solver, guidance, model, dataset, metric, operator, task, time_sampler, coupling.
 
 Components come from plugins found through pluggy entry points in group `flowforge`; core's own
 components are registered the same way by `flowforge.default_plugin`. Lookups never depend on
@@ -30,7 +32,18 @@ from flowforge.validation import spec_error
 
 log = logging.getLogger("flowforge")
 
-KINDS = ("path", "solver", "guidance", "model", "dataset", "metric", "operator", "task")
+KINDS = (
+    "path",
+    "solver",
+    "guidance",
+    "model",
+    "dataset",
+    "metric",
+    "operator",
+    "task",
+    "time_sampler",
+    "coupling",
+)
 HOOKS = {
     "path": "register_paths",
     "solver": "register_solvers",
@@ -40,6 +53,8 @@ HOOKS = {
     "metric": "register_metrics",
     "operator": "register_operators",
     "task": "register_tasks",
+    "time_sampler": "register_time_samplers",
+    "coupling": "register_couplings",
 }
 CORE = "flowforge"
 ENV_PLUGINS = "FLOWFORGE_PLUGINS"

@@ -25,3 +25,10 @@ def as_time(t: float | Tensor, batch: int, like: Tensor) -> Tensor:
             f"a time tensor must have shape ({batch},) (one time per sample), got {tuple(t.shape)}"
         )
     return t
+
+
+def matching(t: Tensor, like: Tensor) -> Tensor:
+    """`t` in `like`'s dtype and device: `t` itself when they match already (no op, no copy)."""
+    if t.dtype == like.dtype and t.device == like.device:
+        return t
+    return t.to(dtype=like.dtype, device=like.device)

@@ -89,3 +89,15 @@ def test_standardizer_round_trip_and_log_det():
     assert st.log_abs_det() == pytest.approx(-math.log(float(st.std[0] * st.std[1])), rel=1e-6)
     again = Standardizer.from_state_dict(st.state_dict())
     assert torch.equal(again.mean, st.mean) and torch.equal(again.std, st.std)
+
+
+def test_two_moons_labels_name_each_points_moon_and_align_with_the_splits():
+    moons = TwoMoons(noise=0.0, n_train=200, n_val=10, n_test=50)
+    splits, labels = moons.splits(), moons.labels()
+    for key in ("train", "val", "test"):
+        x, y = splits[key], labels[key]
+        assert y.shape == (x.shape[0],) and y.dtype == torch.long
+        # upper moon: on the unit circle around 0; lower moon: around (1, 0.5)
+        centre = torch.where(y[:, None] == 1, torch.tensor([1.0, 0.5]), torch.zeros(2))
+        torch.testing.assert_close((x - centre).norm(dim=1), torch.ones(len(x)), atol=1e-5, rtol=0)
+    assert GaussianMixture2D().labels() is None

@@ -81,7 +81,7 @@ CASES = [
     (
         "bad-time-grid",
         with_change("sample.time_grid", "cosine"),
-        ["sample.time_grid: Input should be"],
+        ["sample.time_grid: Value error, 'cosine' is not a time grid"],
     ),
     (
         "unknown-dataset",

@@ -11,27 +11,28 @@ import numpy as np
 import pytest
 import torch
 
-from flowforge.errors import CheckpointError, NumericalError
+from flowforge.errors import CheckpointError, InvalidArgumentError, NumericalError
 from flowforge.experiment.signals import StopOnSignal
 from flowforge.models import MLP
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.targets import GaussianMixture
 from flowforge.training import Trainer, rng
+from flowforge.training.couplings import ClassConditionalOT, ExactOT, Independent
+from flowforge.training.time_samplers import LogitNormal, Uniform
 
 DATA = GaussianMixture(means=[[-1.0, 0.0], [1.0, 0.0]], stds=0.3).sample(
     512, generator=torch.Generator().manual_seed(0)
 )
 
 
-def _trainer(steps=40, seed=0, model=None, **cfg):
+def _trainer(steps=40, seed=0, model=None, labels=None, **cfg):
     torch.manual_seed(seed)
     settings = dict(batch_size=32, lr=1e-2, ema_decay=0.9, checkpoint_every=10, log_every=5)
     config = TrainSpec(steps=steps, **{**settings, **cfg})
     model = model or MLP(2, 32, 2, 8)
-    return Trainer(
-        model, CondOT(), "velocity", DATA, config, generator=torch.Generator().manual_seed(seed)
-    )
+    gen = torch.Generator().manual_seed(seed)
+    return Trainer(model, CondOT(), "velocity", DATA, config, generator=gen, labels=labels)
 
 
 def _through_disk(state):
@@ -65,17 +66,34 @@ def test_training_lowers_the_loss():
     assert logs[-1]["loss"] < 0.8 * logs[0]["loss"]
 
 
-def test_resume_is_bit_exact():
-    straight = _trainer()
+OBJECTIVES = {
+    "default": {},
+    "sinkhorn-stratified-min_snr": {
+        "coupling": {"name": "sinkhorn", "params": {"eps": 0.1, "iters": 20}},
+        "time_sampler": {"name": "logit_normal", "params": {"draws": "stratified"}},
+        "loss": {"weighting": "min_snr"},
+    },
+    "wcfm-u_shaped-huber": {
+        "coupling": "wcfm",
+        "time_sampler": {"name": "u_shaped", "params": {"draws": "low_discrepancy"}},
+        "loss": {"huber_c": 0.01},
+    },
+}
+
+
+@pytest.mark.parametrize("objective", list(OBJECTIVES))
+def test_resume_is_bit_exact(objective):
+    cfg = OBJECTIVES[objective]
+    straight = _trainer(**cfg)
     straight.fit()
 
-    first = _trainer()
+    first = _trainer(**cfg)
     saved = {}
     first.config = first.config.model_copy(update={"steps": 20})
     first.fit(on_checkpoint=lambda step: saved.setdefault(step, _through_disk(first.state_dict())))
     # perturb every RNG a resumed process would not share with the first one
     torch.manual_seed(123), np.random.seed(5), random.seed(9)
-    second = _trainer(seed=77)  # different init and generator: all must come from the state
+    second = _trainer(seed=77, **cfg)  # different init and generator: all from the state
     second.load_state_dict(saved[20])
     second.fit()
     _assert_same(straight, second)
@@ -171,3 +189,39 @@ def test_ema_with_zero_decay_is_the_live_model():
     trainer.fit()
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(trainer.ema.shadow[k], v)
+
+
+def test_time_sampler_coupling_and_loss_come_from_the_config():
+    trainer = _trainer(
+        time_sampler={"name": "logit_normal", "params": {"mean": 0.5}},
+        coupling="exact_ot",
+        loss={"weighting": "min_snr", "gamma": 3.0},
+    )
+    assert trainer.time_sampler == LogitNormal(mean=0.5)
+    assert trainer.coupling == ExactOT()
+    assert trainer.config.loss.gamma == 3.0
+    defaults = _trainer()
+    assert (defaults.time_sampler, defaults.coupling) == (Uniform(), Independent())
+    summary = trainer.fit()
+    assert summary.step == 40 and summary.nonfinite == 0
+
+
+def test_class_conditional_coupling_needs_labels_and_uses_them():
+    with pytest.raises(InvalidArgumentError, match=r"class_conditional.*no labels"):
+        _trainer(coupling="class_conditional")
+    with pytest.raises(InvalidArgumentError, match=r"shape \(512,\)"):
+        _trainer(coupling="class_conditional", labels=torch.zeros(3, dtype=torch.long))
+    labels = (DATA[:, 0] > 0).long()  # the two modes
+    seen = []
+
+    class Spy(ClassConditionalOT):
+        def pair(self, x_0, x_1, *, generator, labels=None):
+            seen.append((x_1, labels))
+            return super().pair(x_0, x_1, generator=generator, labels=labels)
+
+    trainer = _trainer(steps=3, coupling="class_conditional", labels=labels)
+    trainer.coupling = Spy()
+    trainer.fit()
+    assert len(seen) == 3
+    for x_1, batch_labels in seen:
+        assert torch.equal(batch_labels, (x_1[:, 0] > 0).long())

@@ -41,6 +41,13 @@ class Dataset(abc.ABC):
             "samples; use a generative dataset or a metric that needs no baseline"
         )
 
+    def labels(self) -> dict[str, Tensor] | None:
+        """Integer class labels `(N,)` of each split, aligned with `splits()`; None if unlabelled.
+
+        Class-conditional couplings (`train.coupling: class_conditional`) pair within a class.
+        """
+        return None
+
     def log_prob(self, x: Tensor) -> Tensor | None:
         """Exact log-density of the data at `x (B, *data_shape)` -> `(B,)`; None if unknown."""
         return None

@@ -31,8 +31,21 @@ class SyntheticDataset(Dataset):
     @abc.abstractmethod
     def draw(self, n: int, generator: torch.Generator) -> Tensor: ...
 
-    def splits(self) -> dict[str, Tensor]:
-        gen = torch.Generator().manual_seed(self.seed)
-        x = self.draw(self.n_train + self.n_val + self.n_test, gen)
+    def draw_labelled(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor | None]:
+        """`draw(n, generator)` and each point's integer class `(n,)` (None: unlabelled)."""
+        return self.draw(n, generator), None
+
+    def _cut(self, x: Tensor) -> dict[str, Tensor]:
         train, val, test = torch.split(x, [self.n_train, self.n_val, self.n_test])
         return {"train": train, "val": val, "test": test}
+
+    def _draw_all(self) -> tuple[Tensor, Tensor | None]:
+        gen = torch.Generator().manual_seed(self.seed)
+        return self.draw_labelled(self.n_train + self.n_val + self.n_test, gen)
+
+    def splits(self) -> dict[str, Tensor]:
+        return self._cut(self._draw_all()[0])
+
+    def labels(self) -> dict[str, Tensor] | None:
+        labels = self._draw_all()[1]
+        return None if labels is None else self._cut(labels)

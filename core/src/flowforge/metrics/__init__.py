@@ -7,6 +7,7 @@ from flowforge.metrics.sliced_wasserstein import (
     sliced_wasserstein,
     wasserstein_1d_squared,
 )
+from flowforge.metrics.straightness import trajectory_curvature
 
 __all__ = [
     "NLL",
@@ -14,5 +15,6 @@ __all__ = [
     "MetricContext",
     "SlicedWasserstein",
     "sliced_wasserstein",
+    "trajectory_curvature",
     "wasserstein_1d_squared",
 ]

@@ -1,8 +1,8 @@
 """Experiment specs: YAML files validated in two stages (structure, then each component's params).
 
-    from flowforge.spec import load_spec, dump_spec
-    spec = load_spec("examples/quickstart.yaml")   # SpecError lists every problem, dotted
-    print(dump_spec(spec))                          # the resolved spec, every default explicit
+from flowforge.spec import load_spec, dump_spec
+spec = load_spec("examples/quickstart.yaml")   # SpecError lists every problem, dotted
+print(dump_spec(spec))                          # the resolved spec, every default explicit
 """
 
 from flowforge.spec.load import dump_spec, load_spec, parse_spec, read_yaml

@@ -1,7 +1,7 @@
 """Valid keys at a location of a spec, so that an "unknown key" error can name the right one.
 
-    model_at(ExperimentSpec, ("sample", "solver"))   # ComponentRef
-    with_hint("unknown key", "lrr", ["lr", "steps"])  # "unknown key; did you mean 'lr'? ..."
+model_at(ExperimentSpec, ("sample", "solver"))   # ComponentRef
+with_hint("unknown key", "lrr", ["lr", "steps"])  # "unknown key; did you mean 'lr'? ..."
 """
 
 from __future__ import annotations

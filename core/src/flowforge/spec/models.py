@@ -1,8 +1,9 @@
 """The experiment spec: pydantic models of a YAML spec's structure (stage one of validation).
 
-Component sections (`data`, `path`, `model`, solvers, guidance, metrics) name a registered
-component and carry its `params`; stage two (`flowforge.spec.load`) validates those params with
-the component's own parameter model. A component may be written as a bare name: `path: cond_ot`.
+Component sections (`data`, `path`, `model`, the train time sampler and coupling, solvers,
+guidance, metrics) name a registered component and carry its `params`; stage two
+(`flowforge.spec.load`) validates those params with the component's own parameter model. A
+component may be written as a bare name: `path: cond_ot`.
 """
 
 from __future__ import annotations
@@ -57,8 +58,39 @@ class ModelSpec(ComponentRef):
     )
 
 
+Weighting = Literal["uniform", "snr", "min_snr", "edm"]
+
+
+class LossSpec(Strict):
+    """The regression objective: a weighting over time and an optional pseudo-Huber penalty.
+
+    `uniform` is the plain mean squared error of the model's own prediction kind; the others
+    weight the error of the implied data prediction by a function of the SNR, so they define the
+    same objective whatever kind the model predicts (`flowforge.training.weighting`).
+    """
+
+    weighting: Weighting = Field(
+        "uniform",
+        description="uniform: plain MSE of the model's prediction kind; snr: SNR(t) on the "
+        "data-prediction error (= noise MSE); min_snr: min(SNR, gamma) on it (Hang et al. 2023); "
+        "edm: EDM's lambda(sigma) = 1/sigma^2 + 1/sigma_data^2 on it (Karras et al. 2022)",
+    )
+    gamma: Annotated[float, Field(gt=0, description="min_snr: the SNR cap")] = 5.0
+    sigma_data: Annotated[
+        float, Field(gt=0, description="edm: standard deviation of the data (per coordinate)")
+    ] = 0.5
+    huber_c: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="pseudo-Huber constant c: each sample's loss is sqrt(e + c^2) - c of its "
+            "mean squared error e (0.00054 in Song & Dhariwal 2023); null: squared error",
+        ),
+    ] = None
+
+
 class TrainSpec(Strict):
-    """Optimisation settings."""
+    """Optimisation settings, and how training draws times, pairs noise with data, and weighs."""
 
     steps: Annotated[int, Field(ge=0, description="optimizer steps (0: no training)")] = 2000
     batch_size: Annotated[int, Field(ge=1)] = 256
@@ -68,19 +100,20 @@ class TrainSpec(Strict):
     grad_clip: Annotated[
         float | None, Field(gt=0, description="max gradient norm; null: no clipping")
     ] = 1.0
-    time_sampler: Literal["uniform"] = "uniform"
+    time_sampler: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="uniform"),
+        description="a registered time sampler: how training times are drawn",
+    )
+    coupling: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="independent"),
+        description="a registered coupling: how noise is paired with data in a batch",
+    )
+    loss: LossSpec = Field(default_factory=LossSpec)
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     log_every: Annotated[int, Field(ge=1)] = 100
 
 
-TunedGridFile = Annotated[
-    str,
-    Field(
-        pattern=r"\.json$",
-        description="a grid saved by `flowforge tune` (a .json file, relative to the working "
-        "directory), tuned for this solver and nfe",
-    ),
-]
+NAMED_GRIDS = ("auto", "uniform", "logsnr", "edm")
 
 
 class SampleSpec(Strict):
@@ -90,8 +123,24 @@ class SampleSpec(Strict):
     nfe: Annotated[int, Field(ge=1, description="exact number of model evaluations")] = 40
     num_samples: Annotated[int, Field(ge=1)] = 2000
     batch_size: Annotated[int, Field(ge=1)] = 4096
-    time_grid: Literal["auto", "uniform", "logsnr", "edm"] | TunedGridFile = "auto"
+    time_grid: str = Field(
+        "auto",
+        description="auto (the solver's choice), uniform, logsnr, edm, or a grid saved by "
+        "`flowforge tune` (a .json file, relative to the working directory) for this solver "
+        "and nfe",
+        json_schema_extra={"anyOf": [{"enum": list(NAMED_GRIDS)}, {"pattern": r"\.json$"}]},
+    )
     t_span: tuple[Time, Time] | None = Field(None, description="(t0, t1); default: the path's")
+
+    @field_validator("time_grid")
+    @classmethod
+    def _known_grid(cls, value: str) -> str:
+        if value not in NAMED_GRIDS and not value.endswith(".json"):
+            raise ValueError(
+                f"{value!r} is not a time grid: use one of {', '.join(NAMED_GRIDS)}, or the "
+                "path of a .json grid saved by `flowforge tune`"
+            )
+        return value
 
     @field_validator("t_span")
     @classmethod

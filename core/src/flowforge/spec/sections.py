@@ -65,6 +65,8 @@ COMPONENT_SECTIONS = (
     Section("dataset", ("data",)),
     Section("path", ("path",)),
     Section("model", ("model",)),
+    Section("time_sampler", ("train", "time_sampler")),
+    Section("coupling", ("train", "coupling")),
     Section("solver", ("sample", "solver")),
     Section("guidance", ("guidance", EVERY)),
     Section("metric", ("evaluate", "metrics", EVERY)),

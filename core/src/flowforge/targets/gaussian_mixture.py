@@ -1,8 +1,9 @@
 """Gaussian mixtures: data distributions whose every prediction is known in closed form.
 
 Under an affine path, `x_t | component k ~ N(alpha mu_k, (alpha^2 s_k^2 + sigma^2) I)`, so the
-posterior over components, E[x_1 | x_t], E[x_0 | x_t], the score and the velocity are exact.
-Tests and benchmarks use them as ground truth for solvers, guidance and likelihoods.
+posterior over components, E[x_1 | x_t], E[x_0 | x_t], the score and the velocity are exact;
+so is the posterior given a linear measurement with Gaussian noise (`posterior`). Tests and
+benchmarks use them as ground truth for solvers, guidance, posterior samplers and likelihoods.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import torch
 from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
+from flowforge.operators.base import Operator
 from flowforge.paths.base import AffinePath, check_prediction
+from flowforge.targets.posterior import GaussianMixturePosterior, mixture_posterior
 from flowforge.tensors import expand_like
 
 
@@ -117,6 +120,20 @@ class GaussianMixture:
             expand_like(path.d_sigma(t).to(x_t), x_t),
         )
         return da * data + ds * noise
+
+    def posterior(
+        self,
+        operator: Operator | Tensor,
+        y: Tensor | Sequence[float],
+        noise_std: float | None = None,
+    ) -> GaussianMixturePosterior:
+        """The exact posterior `p(x | y)` for `y = A x + N(0, noise_std^2 I)`: a Gaussian mixture.
+
+        `operator`: any `Operator` (its matrix is materialised, so keep signals small) or a
+        matrix `(m, dim)`; `y`: one measurement; `noise_std`: default the operator's (0 for a
+        matrix), and 0 means noiseless (the posterior then lives on `{x : A x = y}`).
+        """
+        return mixture_posterior(self, operator, y, noise_std)
 
     def field(self, path: AffinePath, kind: str = "velocity") -> Callable[[Tensor, Tensor], Tensor]:
         """The exact model `(x_t, t) -> prediction` for `flowforge.sample`."""

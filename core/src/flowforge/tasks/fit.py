@@ -63,9 +63,15 @@ def load_weights(model: nn.Module, source: str, meta: dict[str, Any]) -> Standar
 
 
 def train(
-    ctx: TaskContext, model: nn.Module, path: AffinePath, train_data: Tensor
+    ctx: TaskContext,
+    model: nn.Module,
+    path: AffinePath,
+    train_data: Tensor,
+    train_labels: Tensor | None = None,
 ) -> tuple[Standardizer, dict]:
     """Train `model` on `train_data (N, *data_shape)` in data units; resume if `ctx.resume`.
+
+    `train_labels (N,)`: the data's integer classes, for class-conditional couplings.
 
     Leaves the EMA weights in `model` and returns the standardizer and a training summary
     (`train_*` keys for metrics.json). On SIGINT/SIGTERM a checkpoint is written and
@@ -82,7 +88,9 @@ def train(
         standardizer = Standardizer.fit(train_data)
     data = standardizer.encode(train_data).to(ctx.device)
     gen = rng.generator(spec.seed, "train", ctx.device)
-    trainer = Trainer(model, path, spec.model.prediction, data, spec.train, generator=gen)
+    trainer = Trainer(
+        model, path, spec.model.prediction, data, spec.train, generator=gen, labels=train_labels
+    )
     if state is not None:
         trainer.load_state_dict(state)
     run.truncate_log(trainer.step)

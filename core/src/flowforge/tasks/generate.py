@@ -41,7 +41,7 @@ class Generate(Task):
             msg = f"model {spec.model.name!r} did not build an nn.Module"
             raise SpecError([("model.name", msg)])
         model = model.to(ctx.device)
-        standardizer, record = self._weights(ctx, model, path, splits["train"], dataset.data_shape)
+        standardizer, record = self._weights(ctx, model, path, dataset, splits["train"])
         model.eval()
 
         start = time.perf_counter()
@@ -72,17 +72,18 @@ class Generate(Task):
         ctx: TaskContext,
         model: nn.Module,
         path: AffinePath,
+        dataset: Dataset,
         train_data: Tensor,
-        data_shape: tuple[int, ...],
     ) -> tuple[Standardizer, dict]:
         """Train (or resume), or load `model.checkpoint`; returns the standardizer and a record."""
         spec = ctx.spec
         if spec.model.checkpoint is not None:
-            meta = checkpoint_meta(ctx, data_shape)
+            meta = checkpoint_meta(ctx, dataset.data_shape)
             return load_weights(model, spec.model.checkpoint, meta), {"train_steps": 0}
         if spec.train is None:
             return Standardizer.fit(train_data), {"train_steps": 0}
-        return train(ctx, model, path, train_data)
+        labels = dataset.labels()
+        return train(ctx, model, path, train_data, None if labels is None else labels["train"])
 
     def _evaluate(
         self,

@@ -1,6 +1,8 @@
 """The training loop: regression on path samples, AdamW, gradient clipping, EMA, resumable state.
 
-Every random draw of a step (data indices, times, noise) comes from one dedicated
+A step draws data, times (`train.time_sampler`) and noise, pairs noise with data
+(`train.coupling`) and minimises the weighted regression loss (`train.loss`).
+Every random draw of a step (data indices, times, noise, coupling) comes from one dedicated
 `torch.Generator`, and `state_dict` holds it with the model, EMA, optimizer, step counter and the
 global RNGs, so on CPU a run resumed from any checkpoint is bit-exact with an uninterrupted one.
 """
@@ -16,12 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from flowforge.errors import CheckpointError, NumericalError
+from flowforge import registry
+from flowforge.errors import CheckpointError, InvalidArgumentError, NumericalError
 from flowforge.paths.base import AffinePath, check_prediction
 from flowforge.spec.models import TrainSpec
 from flowforge.training import rng
+from flowforge.training.couplings.base import Coupling
 from flowforge.training.ema import EMA
-from flowforge.training.losses import regression_loss, uniform_times
+from flowforge.training.losses import regression_loss
+from flowforge.training.time_samplers.base import TimeSampler
 
 MAX_NONFINITE = 20
 
@@ -40,9 +45,12 @@ class TrainSummary:
 class Trainer:
     """Trains `model` to predict `prediction` on `path` from data `(N, *data_shape)` in model space.
 
-    A step draws a batch of data, `t` uniform on `t_span` (default the path's) and Gaussian noise
-    from `generator`, and minimises `regression_loss`. A step whose loss or gradient is NaN/Inf
-    is skipped and counted; `max_nonfinite` of them in a row raise `NumericalError`.
+    A step draws a batch of data, `t` on `t_span` (default the path's) from the time sampler
+    and Gaussian noise from `generator`, pairs them with the coupling and minimises
+    `regression_loss` with `config.loss`. The time sampler and coupling are built from
+    `config.time_sampler` / `config.coupling` unless given; `labels (N,)` (integer classes of
+    the data) are needed by class-conditional couplings. A step whose loss or gradient is
+    NaN/Inf is skipped and counted; `max_nonfinite` of them in a row raise `NumericalError`.
 
     >>> trainer = Trainer(model, CondOT(), "velocity", train_z, spec.train, generator=gen)
     >>> summary = trainer.fit(on_checkpoint=lambda step: ckpts.save(step, trainer.state_dict()))
@@ -59,12 +67,22 @@ class Trainer:
         generator: torch.Generator,
         t_span: tuple[float, float] | None = None,
         max_nonfinite: int = MAX_NONFINITE,
+        labels: Tensor | None = None,
+        time_sampler: TimeSampler | None = None,
+        coupling: Coupling | None = None,
     ):
         self.model = model
         self.path = path
         self.prediction = check_prediction(prediction)
         self.data = data
         self.config = config
+        self.time_sampler = time_sampler or registry.create(
+            "time_sampler", config.time_sampler.name, **config.time_sampler.params
+        )
+        self.coupling = coupling or registry.create(
+            "coupling", config.coupling.name, **config.coupling.params
+        )
+        self.labels = self._check_labels(labels, data)
         self.generator = generator
         self.t_span = tuple(path.t_span if t_span is None else t_span)
         self.max_nonfinite = max_nonfinite
@@ -77,6 +95,22 @@ class Trainer:
         self._nonfinite_run = 0
         self._window = [0.0, 0]
 
+    def _check_labels(self, labels: Tensor | None, data: Tensor) -> Tensor | None:
+        if labels is None:
+            if self.coupling.needs_labels:
+                raise InvalidArgumentError(
+                    f"train.coupling {self.config.coupling.name!r} pairs noise and data within "
+                    "each class, but the data has no labels; use a dataset with labels, or "
+                    "train.coupling: exact_ot"
+                )
+            return None
+        if labels.shape != (data.shape[0],) or labels.is_floating_point():
+            raise InvalidArgumentError(
+                f"labels must be integers of shape ({data.shape[0]},), one per data point; got "
+                f"{labels.dtype} of shape {tuple(labels.shape)}"
+            )
+        return labels.to(data.device)
+
     def train_step(self) -> float | None:
         """One optimizer step; returns the loss, or None if it was skipped as non-finite."""
         batch = self.config.batch_size
@@ -84,11 +118,24 @@ class Trainer:
             0, self.data.shape[0], (batch,), generator=self.generator, device=self.data.device
         )
         x_1 = self.data[idx]
-        t = uniform_times(batch, self.t_span, self.generator, x_1)
+        t = self.time_sampler.sample(
+            batch, self.path, generator=self.generator, like=x_1, t_span=self.t_span
+        )
         x_0 = torch.randn(x_1.shape, generator=self.generator, device=x_1.device, dtype=x_1.dtype)
+        labels = None if self.labels is None else self.labels[idx]
+        pairs = self.coupling.pair(x_0, x_1, generator=self.generator, labels=labels)
         self.step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        loss = regression_loss(self.model, self.path, self.prediction, x_0, x_1, t)
+        loss = regression_loss(
+            self.model,
+            self.path,
+            self.prediction,
+            pairs.x_0,
+            pairs.x_1,
+            t,
+            self.config.loss,
+            pairs.weight,
+        )
         value = float(loss.detach())
         if math.isfinite(value):
             loss.backward()
