@@ -47,20 +47,7 @@ def guarded_steps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-# `flowforge.operators.svd.per_sample` converts per-sample tensors with `.to(device)` even when
-# they are there already: a no-op on CUDA, but what the CPU guard reports as a host copy.
-PER_SAMPLE_TO = pytest.mark.xfail(
-    strict=True, reason="operators.svd.per_sample calls .to(device) unconditionally"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=PER_SAMPLE_TO) if n.startswith(("pigdm", "smc")) else n
-        for n in GUIDANCE
-    ],
-)
+@pytest.mark.parametrize("name", list(GUIDANCE))
 def test_guided_steps_never_sync(name, guarded_steps):
     guidance, solver = GUIDANCE[name]
     prior = PROBLEM.prior

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from flowforge.operators.base import Operator
-from flowforge.tensors import expand_like
+from flowforge.tensors import expand_like, matching
 
 
 class SVDOperator(Operator):
@@ -99,5 +99,5 @@ class SVDOperator(Operator):
 def per_sample(value: float | Tensor, like: Tensor) -> float | Tensor:
     """A float as it is, a per-sample `(B,)` tensor shaped to broadcast against `like (B, ...)`."""
     if isinstance(value, Tensor):
-        return expand_like(value.to(dtype=like.dtype, device=like.device), like)
+        return expand_like(matching(value, like), like)
     return float(value)
