@@ -124,11 +124,19 @@ class Counted:
 
 
 # Parameter variants benchmarked besides each solver's defaults (labels "name[key=value]").
+# The reference-faithful variants (`variable="lambda"`, ipndm's "rho") are the anchors' methods
+# with the anchors' arithmetic: `anchors.COUNTERPARTS` pairs them with the anchor they reproduce.
 VARIANTS = {
     "dpm_solver": [{"order": 2}],
-    "dpm_solver_pp": [{"order": 3}, {"variable": "lambda"}, {"order": 3, "variable": "lambda"}],
-    "deis": [{"order": 2}],
-    "unipc": [{"variant": "bh1"}],
+    "dpm_solver_pp": [
+        {"order": 3},
+        {"variable": "lambda"},
+        {"order": 3, "variable": "lambda"},
+        {"order": 3, "variable": "lambda", "reference": "k-diffusion"},
+    ],
+    "deis": [{"order": 2}, {"order": 2, "variable": "lambda"}],
+    "ipndm": [{"variable": "rho"}],
+    "unipc": [{"variant": "bh1"}, {"variable": "lambda"}],
 }
 
 

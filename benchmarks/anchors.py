@@ -123,10 +123,7 @@ def _diffusers(name: str, cls_name: str, **kwargs) -> Anchor:
     def sigmas(sched) -> Tensor:
         if hasattr(sched, "sigmas") and sched.sigmas is not None:
             return sched.sigmas.to(torch.float64)
-        ab = sched.alphas_cumprod.to(torch.float64)
-        ts = sched.timesteps
-        s = ((1 - ab[ts]) / ab[ts]).sqrt()
-        return torch.cat([s, s.new_zeros(1)])  # DDIM with set_alpha_to_one ends at alpha = 1
+        return ddim_sigmas(sched)
 
     def run(gm: GaussianMixture, z: Tensor, steps: int) -> tuple[Tensor, int]:
         sched = make(steps)
@@ -141,6 +138,25 @@ def _diffusers(name: str, cls_name: str, **kwargs) -> Anchor:
         return VP, t_of_sigma(sigmas(make(steps)))
 
     return Anchor(name, "diffusers", "vp", run, grid, lambda b: b)
+
+
+def ddim_sigmas(sched) -> Tensor:
+    """The noise levels diffusers' DDIMScheduler steps through: its timesteps, then where its
+    last step lands.
+
+    DDIM steps from timestep t to `t - 1000 // steps`, the next timestep only when `steps`
+    divides 1000. Otherwise ("trailing" spacing at 3, 6 or 15 steps) the state lands a timestep
+    off the next one, which the next step then takes it to be at (a relabelling no grid can
+    express: 1e-3 in the end state at 6 and 15 steps on config B), and at 6 and 15 steps the last
+    step lands on timestep 0 (sigma_min = 0.029), not on `final_alpha_cumprod` (alpha = 1): the
+    solve ends short of the data, and is compared with the exact state there.
+    """
+    ab = sched.alphas_cumprod.to(torch.float64)
+    ts = sched.timesteps
+    last = int(ts[-1]) - sched.config.num_train_timesteps // sched.num_inference_steps
+    end = ab[last] if last >= 0 else sched.final_alpha_cumprod.to(torch.float64)
+    ab = torch.cat([ab[ts], end.reshape(1)])
+    return ((1 - ab) / ab).sqrt()
 
 
 def _flow_match(name: str, cls_name: str, per_step: int) -> Anchor:
@@ -249,6 +265,8 @@ def all_anchors() -> list[Anchor]:
 
 
 # flowforge solver -> anchors implementing the same method (same steps, same grid, same start).
+# The reference-faithful variants (`variable="lambda"`, ipndm's "rho") reproduce the anchor they
+# are paired with; the defaults implement the same method with flowforge's own arithmetic.
 COUNTERPARTS = {  # flowforge solver label (benchmarks/_common.py) -> anchors of the same method
     "euler": ["fm.euler", "diffusers.FlowMatchEuler", "k.euler"],
     "heun": ["k.heun"],
@@ -259,8 +277,12 @@ COUNTERPARTS = {  # flowforge solver label (benchmarks/_common.py) -> anchors of
     "dpm_solver_pp": ["diffusers.DPM++2M-Karras", "k.dpmpp_2m"],
     "dpm_solver_pp[variable=lambda]": ["diffusers.DPM++2M-Karras", "k.dpmpp_2m"],
     "dpm_solver_pp[order=3]": ["diffusers.DPM++3M-Karras", "k.dpmpp_3m_sde(eta=0)"],
-    "dpm_solver_pp[order=3,variable=lambda]": ["diffusers.DPM++3M-Karras", "k.dpmpp_3m_sde(eta=0)"],
+    "dpm_solver_pp[order=3,variable=lambda]": ["diffusers.DPM++3M-Karras"],
+    "dpm_solver_pp[order=3,variable=lambda,reference=k-diffusion]": ["k.dpmpp_3m_sde(eta=0)"],
     "unipc": ["diffusers.UniPC-bh2-Karras"],
+    "unipc[variable=lambda]": ["diffusers.UniPC-bh2-Karras"],
     "deis[order=2]": ["diffusers.DEIS-2-Karras†"],
+    "deis[order=2,variable=lambda]": ["diffusers.DEIS-2-Karras†"],
     "ipndm": ["k.lms"],
+    "ipndm[variable=rho]": ["k.lms"],
 }

@@ -3,6 +3,8 @@
 `core/tests/test_convergence.py` checks every registered solver at its default parameters; here
 every order and variant, on cond_ot and vp_cosine (pure-noise start, data end: the end-point
 rules) and edm (finite ends, a strongly non-uniform noise schedule), with the uniform-in-t grid.
+The reference-faithful variants (`variable="lambda"`, ipndm's "rho") are checked on their own
+grids in `test_reference_variants.py`.
 """
 
 from __future__ import annotations
@@ -51,16 +53,3 @@ def test_observed_order(name, params, path_name):
     assert abs(slope - solver.order) < 0.3, (
         f"{name}{params} on {path_name}: observed {slope:.2f}, claimed {solver.order}; {errors}"
     )
-
-
-@pytest.mark.parametrize("path_name", PATHS)
-@pytest.mark.parametrize("time_grid", ["logsnr", "edm"])
-@pytest.mark.parametrize("order", [2, 3])
-def test_log_snr_variant_keeps_its_order_on_log_snr_grids(order, time_grid, path_name):
-    """dpm_solver_pp(variable="lambda"), the papers' formulas with their first-order step into
-    sigma = 0 (D is even in sigma/alpha, so that step costs no order), on the grids it is made
-    for; on grids uniform in t it loses order next to the ends (documented)."""
-    solver = registry.create("solver", "dpm_solver_pp", order=order, variable="lambda")
-    steps = [32, 64, 128, 256] if order == 2 else LONG
-    slope, errors = observed_order(solver, path_name, steps=steps, time_grid=time_grid)
-    assert slope > order - 0.3, f"observed {slope:.2f} on {path_name}/{time_grid}; {errors}"

@@ -9,6 +9,7 @@ import torch
 import flowforge
 from flowforge import registry
 from flowforge.errors import NumericalError
+from flowforge.solvers import Solver
 from flowforge.targets import GaussianMixture
 
 GM = GaussianMixture(means=[[-1.0, 0.5], [1.0, -0.5]], stds=[0.4, 0.6], weights=[0.4, 0.6])
@@ -22,9 +23,21 @@ SOLVERS = [
     "dpm_solver_pp_hb",
     "dpm_solver_pp_ghb",
 ]
+# The reference-faithful variants fold the conversions into the same engine weights.
+SOLVERS += [
+    pytest.param(registry.create("solver", name, **params), id=f"{name}{params}")
+    for name, params in [
+        ("dpm_solver_pp", {"order": 3, "variable": "lambda"}),
+        ("dpm_solver_pp", {"order": 3, "variable": "lambda", "reference": "k-diffusion"}),
+        ("unipc", {"variable": "lambda"}),
+        ("unipc", {"variable": "lambda", "corrector": False}),
+        ("deis", {"variable": "lambda"}),
+        ("ipndm", {"variable": "rho"}),
+    ]
+]
 
 
-def solve(solver: str, path_name: str, kind: str, t_span=None, nfe: int = 10):
+def solve(solver: str | Solver, path_name: str, kind: str, t_span=None, nfe: int = 10):
     path = registry.create("path", path_name)
     x0 = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     return flowforge.sample(

@@ -37,6 +37,12 @@ End points, with full-order rules shared by the multistep solvers:
   prediction extrapolated to the data end through the last `K` predictions: the exact solution
   there is D at sigma = 0 (`y = x / alpha` solves `dy/drho = (y - D)/rho`), so the last step has
   full order instead of a silent first-order jump.
+
+Reference-faithful variants (`variable="lambda"` of `dpm_solver_pp`, `unipc` and `deis`,
+`variable="rho"` of `ipndm`) put diffusers' and k-diffusion's arithmetic into the same weights:
+their formulas in lambda (or rho), their lower-order first and last steps (`reference_orders`)
+instead of the rules above, and where the references cannot go, a pure-noise start,
+`restart_at_pure_noise`. On the references' own grids they equal them to float rounding.
 """
 
 from __future__ import annotations
@@ -84,15 +90,25 @@ def lagrange(u: Tensor, nodes: Tensor) -> Tensor:
 
 
 def monomials(nodes: Tensor, j: int) -> list[Tensor]:
-    """Coefficients `c_p (*batch)` of the Lagrange basis `l_j(u) = sum_p c_p u^p`."""
+    """Coefficients `c_p (*batch)` of the Lagrange basis `l_j(u) = sum_p c_p u^p`.
+
+    As in `lagrange`, a node at infinity (log sigma/alpha at pure noise) has basis 0 and drops
+    out of the others.
+    """
     coefs = [torch.ones_like(nodes[0])]
     for m in range(nodes.shape[0]):
         if m == j:
             continue
         scale = 1 / (nodes[j] - nodes[m])
         shifted = [torch.zeros_like(coefs[0]), *coefs]
-        coefs = [(hi - nodes[m] * lo) * scale for hi, lo in zip(shifted, [*coefs, 0], strict=True)]
-    return coefs
+        kept = [*coefs, torch.zeros_like(coefs[0])]
+        far = torch.isinf(nodes[m])
+        coefs = [
+            torch.where(far, same, (hi - nodes[m] * lo) * scale)
+            for hi, lo, same in zip(shifted, kept, kept, strict=True)
+        ]
+    far = torch.isinf(nodes[j])
+    return [torch.where(far, 0.0, c) for c in coefs]
 
 
 def inverse_square_integrals(nodes: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -107,6 +123,38 @@ def inverse_square_integrals(nodes: Tensor, a: Tensor, b: Tensor) -> Tensor:
             total = total + c * powers[p]
         out.append(total)
     return torch.stack(out)
+
+
+def previous(values: Tensor, back: int) -> Tensor:
+    """Row n of `values (S, B)` moved to row n + back (NaN in the first `back` rows): the
+    quantity of the step `back` steps earlier, e.g. `previous(h, 1)` or, of the nodes' lambda
+    `lam[:-1]`, lambda at node n - back."""
+    pad = torch.full_like(values[:back], float("nan"))
+    return torch.cat((pad, values[:-back]))[: values.shape[0]]
+
+
+def reference_orders(steps: int, order: int, lower_final: int = 0) -> list[int]:
+    """The order of each step in the reference multistep codes (diffusers, k-diffusion).
+
+    Step n has order `min(order, n + 1)` (a lower-order warm-up: only n + 1 predictions exist),
+    and with `lower_final = k` the last k steps drop to orders 1, 2, ..., k counted from the end
+    (diffusers' `lower_order_final`). Each lower-order step costs the method an order in
+    general, but little on log-SNR and Karras grids, whose first steps lie where the data
+    prediction hardly changes and whose last steps are short in sigma/alpha.
+    """
+    out = [min(order, n + 1) for n in range(steps)]
+    for back in range(min(lower_final, steps)):
+        out[steps - 1 - back] = min(out[steps - 1 - back], back + 1)
+    return out
+
+
+def rows_by_order(orders: list[int]) -> dict[int, list[int]]:
+    """`{order: [steps]}` for per-step `orders`: the weights of one order are built for all its
+    steps at once."""
+    out: dict[int, list[int]] = {}
+    for n, k in enumerate(orders):
+        out.setdefault(k, []).append(n)
+    return out
 
 
 class Schedule:
@@ -369,6 +417,24 @@ def start(w: Weights, order: int) -> None:
         w.replace(n, fresh, where=None if n < order - 1 else w.s.noise_start)
     if steps <= warm:
         extrapolate_to_data(w, order)
+
+
+def restart_at_pure_noise(w: Weights, order: int) -> None:
+    """`start`'s rule for a method with a lower-order warm-up, where the solve starts at pure
+    noise: steps n < `order` (never the last) integrate the data form from t0 through nodes
+    0..n.
+
+    The reference codes a `variable="lambda"` variant reproduces cannot start at alpha = 0. Their
+    first step is then DDIM, and `logsnr` and `edm` grids keep that step (pure noise to the first
+    spaced noise level) the same size for every step count, so its first-order error would stay
+    as a floor; restarting from the exact x_0 until the method has `order` finite nodes removes
+    it. Elsewhere the variant's rows are untouched.
+    """
+    start(w, 1)
+    for n in range(1, min(order, w.s.steps - 1)):
+        fresh = w.blank()
+        fresh.integrate("data", list(range(n + 1)), rows=[n], start=n)
+        w.replace(n, fresh, where=w.s.noise_start)
 
 
 def extrapolate_to_data(w: Weights, order: int, where: Tensor | None = None) -> None:
