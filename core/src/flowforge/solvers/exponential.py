@@ -48,7 +48,8 @@ instead of the rules above, and where the references cannot go, a pure-noise sta
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from functools import cached_property
 from typing import Any
 
@@ -57,6 +58,7 @@ import torch
 from torch import Tensor
 
 from flowforge.field import Dynamics
+from flowforge.graph.state import identity
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
 
@@ -511,6 +513,30 @@ def host_schedule(f: Dynamics, grid: Tensor) -> Schedule:
     return Schedule(f.path, f.prediction, shared_columns(grid).to("cpu", F64))
 
 
+_WEIGHTS: OrderedDict[Hashable, Tensor] = OrderedDict()
+WEIGHTS_CACHED = 32
+
+
+def cached_weights(solver: ExponentialSolver, f: Dynamics, grid: Tensor) -> Tensor:
+    """`solver.weights` of this grid on the host, computed once per (solver, path, prediction
+    kind, grid values): repeated solves (batches of a large sample set, a sampling loop) skip
+    the per-call weight computation (milliseconds for UniPC). Only value-like solvers and paths
+    (frozen dataclasses) are cached, and never a grid that carries a gradient (tuning)."""
+    schedule = host_schedule(f, grid)
+    keys = (identity(solver), identity(f.path))
+    value_like = keys[0][1] is solver and keys[1][1] is f.path
+    if schedule.t.requires_grad or not value_like:
+        return solver.weights(schedule).w
+    key = (*keys, f.prediction, tuple(schedule.t.shape), schedule.t.numpy().tobytes())
+    if key in _WEIGHTS:
+        _WEIGHTS.move_to_end(key)
+        return _WEIGHTS[key]
+    weights = _WEIGHTS[key] = solver.weights(schedule).w
+    if len(_WEIGHTS) > WEIGHTS_CACHED:
+        _WEIGHTS.popitem(last=False)
+    return weights
+
+
 def on_device(weights: Tensor, x: Tensor) -> Tensor:
     """`weights (S, ..., B)` in x's dtype on x's device, shaped to broadcast against x."""
     weights = weights.to(dtype=x.dtype).to(x.device, non_blocking=True)
@@ -542,7 +568,7 @@ class ExponentialSolver(Solver, ODE):
     def init(
         self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
     ) -> Any:
-        weights = self.weights(host_schedule(f, grid)).w
+        weights = cached_weights(self, f, grid)
         w = host_table(weights, x) or on_device(weights, x)
         return w, empty_window(self.width, x), f.prediction
 
