@@ -31,3 +31,28 @@ def test_example_points_at_the_experiment_schema(example):
     target = (example.parent / match.group(1)).resolve()
     assert target == ROOT / "schemas" / "experiment.schema.json"
     assert target.is_file(), f"{target} is missing: run `flowforge schema --write`"
+
+
+@pytest.mark.slow
+def test_inverse_problem_example_runs_end_to_end(tmp_path):
+    """The inverse-problem example trains its prior, samples every posterior, and its SMC
+    samples come close to the exact posterior (the floor: exact samples of the same size)."""
+    from flowforge.experiment.progress import make_progress
+    from flowforge.experiment.runner import execute
+
+    example = ROOT / "examples" / "inverse_problem.yaml"
+    outcome = execute(example, output=tmp_path, device="cpu", progress=make_progress(disable=True))
+    run = outcome.run
+    for name in (
+        "measurement.npy",
+        "ground_truth.npy",
+        "reconstructions.npy",
+        "posterior_mean.npy",
+        "posterior_std.npy",
+        "metrics.json",
+        "report.md",
+    ):
+        assert (run.root / name).is_file(), name
+    metrics = outcome.metrics
+    assert metrics["sliced_wasserstein_exact_ratio"] < 2.0, metrics
+    assert metrics["residual"] < 2 * metrics["residual_noise_level"], metrics

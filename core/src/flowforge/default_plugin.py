@@ -40,7 +40,7 @@ from flowforge.solvers.momentum import GeneralizedHeavyBall, HeavyBall
 from flowforge.solvers.predictor_corrector import PredictorCorrector
 from flowforge.solvers.reverse_sde import ReverseSDE
 from flowforge.solvers.unipc import UniPC
-from flowforge.tasks import Generate
+from flowforge.tasks import Generate, InverseProblem
 from flowforge.training.couplings import (
     ClassConditionalOT,
     ExactOT,
@@ -131,7 +131,12 @@ def register_metrics(register):
 
 @hookimpl
 def register_tasks(register):
-    register("generate", Generate)
+    register("generate", Generate, summary="Train a prior, sample it, evaluate the samples")
+    register(
+        "inverse_problem",
+        InverseProblem,
+        summary="Posterior samples, mean and std for y = A x + noise, with metrics",
+    )
 
 
 @hookimpl

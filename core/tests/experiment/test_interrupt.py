@@ -20,11 +20,32 @@ pytestmark = pytest.mark.slow
 STEPS = 800
 
 
-def _long_spec(write_spec):
+# Trainer options whose state must survive a kill: micro-batches, the EMA warm-up, the
+# learning-rate schedule, self-conditioning's draws, and bf16 autocast.
+OPTIONS = {
+    "plain": {},
+    "accumulation-ema_warmup-schedule-self_condition-bf16": {
+        "train": {
+            "grad_accumulation": 4,
+            "ema_warmup": 10,
+            "lr_schedule": "cosine",
+            "lr_warmup": 20,
+            "self_condition": True,
+            "precision": "bf16",
+        },
+        "model": {"params": {"width": 32, "depth": 2, "time_embed_dim": 8, "self_condition": True}},
+    },
+}
+
+
+def _long_spec(write_spec, options=None):
+    options = options or {}
+    train = {"steps": STEPS, "checkpoint_every": 50, "log_every": 50, **options.get("train", {})}
     return write_spec(
-        train={"steps": STEPS, "checkpoint_every": 50, "log_every": 50},
+        train=train,
         sample={"num_samples": 100},
         evaluate={"metrics": []},
+        **{k: v for k, v in options.items() if k != "train"},
     )
 
 
@@ -52,7 +73,8 @@ def _wait_for_checkpoint(runs_root, min_step, proc, timeout=120):
 
 
 def _final_weights(run):
-    return load_checkpoint(run.checkpoints / f"step_{STEPS:08d}.pt")["ema"]
+    state = load_checkpoint(run.checkpoints / f"step_{STEPS:08d}.pt")
+    return {f"{part}.{k}": v for part in ("model", "ema") for k, v in state[part].items()}
 
 
 def _reference(spec):
@@ -92,8 +114,9 @@ def test_signal_leaves_a_resumable_checkpoint_and_prints_the_resume_command(writ
     _resume_matches_reference(shlex.split(command)[1:], run, spec)
 
 
-def test_sigkill_between_checkpoints_then_resume_is_bit_exact(write_spec):
-    spec = _long_spec(write_spec)
+@pytest.mark.parametrize("options", list(OPTIONS))
+def test_sigkill_between_checkpoints_then_resume_is_bit_exact(write_spec, options):
+    spec = _long_spec(write_spec, OPTIONS[options])
     proc = _start(str(spec), "--device", "cpu")
     run = _wait_for_checkpoint(spec.parent / "runs", 100, proc)
     time.sleep(0.013)  # somewhere between two checkpoints

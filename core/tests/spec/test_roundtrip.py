@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from flowforge.spec import dump_spec, load_spec, parse_spec, read_yaml, validate_document
+from flowforge.spec import (
+    ExperimentSpec,
+    dump_spec,
+    load_spec,
+    parse_spec,
+    read_yaml,
+    validate_document,
+)
 
 pytestmark = pytest.mark.usefixtures("toys")
 
@@ -45,7 +52,9 @@ def test_dump_is_explicit_plain_yaml(valid_doc):
     }
     assert doc["sample"]["t_span"] == [0.0, 0.99]
     assert doc["train"]["grad_clip"] == 1.0
-    assert list(doc) == list(valid_doc)
+    assert list(doc) == list(ExperimentSpec.model_fields)  # every section, defaults included
+    assert doc["task"] == {"name": "generate", "params": {}}
+    assert doc["operator"] is None and doc["measurement"] is None
 
 
 def test_bare_name_and_null_params_mean_defaults(valid_doc):

@@ -23,7 +23,7 @@ from flowforge.models import MLP
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.targets import GaussianMixture
-from flowforge.training import Trainer
+from flowforge.training import Regression, Trainer
 
 COUPLINGS = ("independent", "wcfm", "exact_ot")
 
@@ -54,7 +54,8 @@ def _measure(dim: int, coupling: str, seed: int = 0) -> tuple[float, float]:
         coupling=coupling,
     )
     gen = torch.Generator().manual_seed(seed)
-    Trainer(model, CondOT(), "velocity", data, config, generator=gen).fit()
+    objective = Regression.from_spec(CondOT(), "velocity", data, config)
+    Trainer(model, objective, config, generator=gen).fit()
     model.eval()
     x_0 = torch.randn(2000, dim, generator=torch.Generator().manual_seed(7))
     curvature, _ = trajectory_curvature(model, x_0, nfe=40)

@@ -17,7 +17,7 @@ from flowforge.models import MLP
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.targets import GaussianMixture
-from flowforge.training import Trainer, rng
+from flowforge.training import Regression, Trainer, rng
 from flowforge.training.couplings import ClassConditionalOT, ExactOT, Independent
 from flowforge.training.time_samplers import LogitNormal, Uniform
 
@@ -32,7 +32,8 @@ def _trainer(steps=40, seed=0, model=None, labels=None, **cfg):
     config = TrainSpec(steps=steps, **{**settings, **cfg})
     model = model or MLP(2, 32, 2, 8)
     gen = torch.Generator().manual_seed(seed)
-    return Trainer(model, CondOT(), "velocity", DATA, config, generator=gen, labels=labels)
+    objective = Regression.from_spec(CondOT(), "velocity", DATA, config, labels=labels)
+    return Trainer(model, objective, config, generator=gen)
 
 
 def _through_disk(state):
@@ -89,8 +90,10 @@ def test_resume_is_bit_exact(objective):
 
     first = _trainer(**cfg)
     saved = {}
-    first.config = first.config.model_copy(update={"steps": 20})
-    first.fit(on_checkpoint=lambda step: saved.setdefault(step, _through_disk(first.state_dict())))
+    first.fit(
+        on_checkpoint=lambda step: saved.setdefault(step, _through_disk(first.state_dict())),
+        should_stop=lambda: first.step >= 20,
+    )
     # perturb every RNG a resumed process would not share with the first one
     torch.manual_seed(123), np.random.seed(5), random.seed(9)
     second = _trainer(seed=77, **cfg)  # different init and generator: all from the state
@@ -159,8 +162,9 @@ def test_stop_request_checkpoints_and_reports_interruption():
 def test_signal_during_training_stops_cleanly(sig):
     trainer = _trainer(steps=100)
     saved = []
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, not the default handler
 
-    def on_step(step, loss):
+    def on_step(step):
         if step == 7:
             os.kill(os.getpid(), sig)
 
@@ -172,7 +176,7 @@ def test_signal_during_training_stops_cleanly(sig):
         )
     assert stop.requested == signal.Signals(sig).name
     assert summary.interrupted and summary.step == 7 and saved == [7]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_loading_a_mismatched_state_raises_checkpoint_error():
@@ -197,10 +201,10 @@ def test_time_sampler_coupling_and_loss_come_from_the_config():
         coupling="exact_ot",
         loss={"weighting": "min_snr", "gamma": 3.0},
     )
-    assert trainer.time_sampler == LogitNormal(mean=0.5)
-    assert trainer.coupling == ExactOT()
-    assert trainer.config.loss.gamma == 3.0
-    defaults = _trainer()
+    assert trainer.objective.time_sampler == LogitNormal(mean=0.5)
+    assert trainer.objective.coupling == ExactOT()
+    assert trainer.objective.loss_spec.gamma == 3.0
+    defaults = _trainer().objective
     assert (defaults.time_sampler, defaults.coupling) == (Uniform(), Independent())
     summary = trainer.fit()
     assert summary.step == 40 and summary.nonfinite == 0
@@ -220,7 +224,7 @@ def test_class_conditional_coupling_needs_labels_and_uses_them():
             return super().pair(x_0, x_1, generator=generator, labels=labels)
 
     trainer = _trainer(steps=3, coupling="class_conditional", labels=labels)
-    trainer.coupling = Spy()
+    trainer.objective.coupling = Spy()
     trainer.fit()
     assert len(seen) == 3
     for x_1, batch_labels in seen:

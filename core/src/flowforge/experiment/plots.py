@@ -60,3 +60,39 @@ def plot_loss(records: Sequence[dict[str, Any]], out: Path) -> Path | None:
     fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+def plot_posterior(
+    samples: Tensor,
+    data: Tensor,
+    out: Path,
+    truth: Tensor | None = None,
+    exact: Tensor | None = None,
+) -> Path | None:
+    """Posterior samples of one measurement over held-out `data` (2-D data only), the true
+    signal starred, beside exact posterior samples where they are known."""
+    if samples.ndim != 2 or samples.shape[1] != 2:
+        return None
+    panels = [("posterior samples", samples, "tab:orange")]
+    if exact is not None:
+        panels.append(("exact posterior", exact, "tab:green"))
+    fig = _figure(4.5 * len(panels), 3.8)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ref = data[:SCATTER_POINTS].cpu().numpy()
+    pad = 0.1 * (ref.max(0) - ref.min(0))
+    lo, hi = ref.min(0) - pad, ref.max(0) + pad
+    for ax, (title, points, color) in zip(axes, panels, strict=True):
+        p = points[:SCATTER_POINTS].cpu().numpy()
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, alpha=0.25, color="tab:gray", linewidths=0)
+        ax.scatter(p[:, 0], p[:, 1], s=3, alpha=0.6, color=color, linewidths=0)
+        if truth is not None:
+            t = truth.cpu().numpy()
+            ax.scatter([t[0]], [t[1]], marker="*", s=120, color="black", label="truth")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"{title} (n={len(p)})")
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_aspect("equal", adjustable="box")
+    fig.tight_layout()
+    fig.savefig(out)
+    return out

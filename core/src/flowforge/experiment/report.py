@@ -21,6 +21,25 @@ def _number(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
+def _guidance_lines(spec: ExperimentSpec) -> list[str]:
+    """The guidance list and, for inverse problems, the operator and the measurements."""
+    lines = []
+    if spec.guidance:
+        lines.append(f"- guidance: {', '.join(_ref(g) for g in spec.guidance)}")
+    if spec.operator is not None:
+        lines.append(f"- operator: {_ref(spec.operator)}")
+    m = spec.measurement
+    if m is not None and m.file is not None:
+        lines.append(f"- measurement: `{m.file}` (ground truth unknown)")
+    elif m is not None and m.simulate is not None:
+        sim = m.simulate
+        lines.append(
+            f"- measurement: simulated from `{sim.split}` points {sim.index} to "
+            f"{sim.index + sim.count - 1}, noise seed {sim.seed}"
+        )
+    return lines
+
+
 def render_report(
     spec: ExperimentSpec,
     metrics: dict[str, float],
@@ -32,20 +51,26 @@ def render_report(
     """The markdown text of the report."""
     train = spec.train
     s = spec.sample
+    per = " per measurement" if spec.measurement is not None else ""
     lines = [
         f"# Run `{spec.name}`",
         "",
         f"`{root}`",
         "",
         "## Spec",
+        f"- task: {_ref(spec.task)}",
         f"- data: {_ref(spec.data)}",
         f"- path: {_ref(spec.path)}",
-        f"- model: {_ref(spec.model)}, predicting `{spec.model.prediction}`",
+        f"- model: {_ref(spec.model)}, predicting `{spec.model.prediction}`"
+        + (f", from `{spec.model.checkpoint}`" if spec.model.checkpoint else ""),
         f"- train: {train.steps} steps, batch {train.batch_size}, lr {train.lr}, "
         f"EMA {train.ema_decay}"
+        + (f"; stage `{train.stage}` from `{train.parent}`" if train.stage != "fit" else "")
         if train
         else "- train: none",
-        f"- sample: {_ref(s.solver)}, nfe {s.nfe}, {s.num_samples} samples, grid `{s.time_grid}`",
+        f"- sample: {_ref(s.solver)}, nfe {s.nfe}, {s.num_samples} samples{per}, "
+        f"grid `{s.time_grid}`",
+        *_guidance_lines(spec),
         f"- seed: {spec.seed}",
         "",
         "## Metrics",

@@ -22,8 +22,6 @@ from flowforge.spec import dump_spec, load_spec
 from flowforge.spec.models import ExperimentSpec
 from flowforge.tasks.base import Task, TaskContext
 
-TASK = "generate"
-
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -113,10 +111,10 @@ def execute(
     device: str = "auto",
     progress: Progress | None = None,
 ) -> RunOutcome:
-    """Run (or resume) the spec at `source` with the `generate` task; returns the outcome."""
+    """Run (or resume) the spec at `source` with its task (`task:`, default `generate`)."""
     torch_device = resolve_device(device)
     spec, run = prepare(source, resume=resume, output=output)
-    task: Task = registry.get("task", TASK).build()
+    task: Task = registry.get("task", spec.task.name).build(spec.task.params)
     progress = progress or make_progress()
     ctx = TaskContext(
         spec=spec,

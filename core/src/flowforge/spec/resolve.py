@@ -1,9 +1,10 @@
 """Two-stage validation of a parsed spec: the experiment structure, then each component's params.
 
 Stage one checks the document against `ExperimentSpec`; stage two looks every component up in the
-registry and validates its `params` with the component's own model. All problems of both stages
-are collected into one `SpecError`, and the returned spec carries every component's validated
-params with their defaults filled in, so that dumping it gives a fully explicit spec.
+registry and validates its `params` with the component's own model, then lets the task check
+the sections it relies on (`task_issues`). All problems of each stage are collected into one
+`SpecError`, and the returned spec carries every component's validated params with their
+defaults filled in, so that dumping it gives a fully explicit spec.
 
     doc = {"name": "demo", "data": "two_moons", "path": "cond_ot", "model": "mlp"}
     spec = validate_document(doc)
@@ -46,7 +47,25 @@ def validate_document(doc: object, source: str = "<document>") -> ExperimentSpec
     plain = spec.model_dump()
     for loc, params in resolved.items():
         _at(plain, loc)["params"] = params
-    return ExperimentSpec.model_validate(plain)
+    spec = ExperimentSpec.model_validate(plain)
+    issues = task_issues(spec)
+    if issues:
+        raise SpecError(issues, source)
+    return spec
+
+
+def task_issues(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """What the spec's task finds missing or out of place: the sections only it knows about.
+
+    A task may define `check_spec(spec) -> [(location, message)]` (e.g. `inverse_problem`
+    needs `operator` and `measurement`; `generate` has no use for them).
+    """
+    try:
+        task = registry.get("task", spec.task.name).build(spec.task.params)
+    except SpecError as err:
+        return err.prefixed("task").issues
+    check = getattr(task, "check_spec", None)
+    return list(check(spec)) if check is not None else []
 
 
 def _kind(value: object) -> str:
@@ -97,7 +116,13 @@ def component_params(kind: str, ref: ComponentRef, where: str) -> dict[str, Any]
         raise SpecError([_hinted(issue, at, ref.params, valid) for issue in err.issues]) from None
     if value is None:
         return {}
-    return _adapter(component.params).dump_python(value, mode="json")
+    dumped = _adapter(component.params).dump_python(value, mode="json")
+    # Fields left out of the JSON Schema are inputs a spec cannot give (a posterior guidance's
+    # measurement, bound by its task): they are not spec keys, so the resolved spec omits them.
+    keys = component.params_schema().get("properties")
+    if isinstance(dumped, dict) and keys is not None:
+        return {k: v for k, v in dumped.items() if k in keys}
+    return dumped
 
 
 def _hinted(issue: tuple[str, str], at: str, given: dict, valid: dict) -> tuple[str, str]:

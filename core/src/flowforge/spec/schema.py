@@ -36,7 +36,7 @@ def experiment_schema(reg: Registry | None = None) -> dict[str, Any]:
         name = f"{section.kind}_component"
         base = defs[section.model.__name__]
         defs[name] = _kind_schema(section.kind, list(reg.components(section.kind)), base, defs)
-        _node(schema, section.path)["$ref"] = REF + name
+        _point(_node(schema, section.path), REF + name)
     _prune(schema)
     schema["$schema"] = DRAFT
     schema["title"] = "flowforge experiment spec"
@@ -136,6 +136,15 @@ def _node(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
         node = _object(schema, node)
         node = node["items"] if part == EVERY else node["properties"][part]
     return node
+
+
+def _point(node: dict[str, Any], ref: str) -> None:
+    """Make `node` validate with `ref`; an optional section (`X | None`) keeps its null option."""
+    options = node.get("anyOf", [])
+    if any(o.get("type") == "null" for o in options):
+        node["anyOf"] = [o if o.get("type") == "null" else {"$ref": ref} for o in options]
+    else:
+        node["$ref"] = ref
 
 
 def _object(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:

@@ -62,12 +62,16 @@ def _walk(node: Any, path: tuple[str, ...], loc: tuple[str | int, ...]):
 
 
 COMPONENT_SECTIONS = (
+    Section("task", ("task",)),
     Section("dataset", ("data",)),
     Section("path", ("path",)),
     Section("model", ("model",)),
     Section("time_sampler", ("train", "time_sampler")),
     Section("coupling", ("train", "coupling")),
+    Section("solver", ("train", "reflow", "solver")),
+    Section("solver", ("train", "distill", "teacher_solver")),
     Section("solver", ("sample", "solver")),
     Section("guidance", ("guidance", EVERY)),
     Section("metric", ("evaluate", "metrics", EVERY)),
+    Section("operator", ("operator",)),
 )

@@ -33,6 +33,10 @@ class Task(abc.ABC):
     """Base of all tasks. `run` does the work, writes every output file and returns the
     headline metrics (name -> value) that the CLI prints.
 
+    A spec picks its task with `task: <name>` (default `generate`). `check_spec` lets a task
+    report, at validation time, sections it needs or cannot use, so `flowforge validate`
+    catches them before any training.
+
     >>> task = registry.create("task", "generate")
     >>> metrics = task.run(ctx)
     """
@@ -40,3 +44,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def run(self, ctx: TaskContext) -> dict[str, float]:
         """Run the task on `ctx`; raises `FlowforgeError` subclasses on failure."""
+
+    def check_spec(self, spec: ExperimentSpec) -> list[tuple[str, str]]:
+        """Problems of an otherwise valid `spec` for this task, as `(dotted location, message)`.
+
+        Called after both validation stages, so every component's params are resolved; must not
+        read data or files (validation stays cheap and pure). The default finds none.
+        """
+        return []

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import torch
+from torch import nn
+
 from flowforge import registry
-from flowforge.errors import SpecError
+from flowforge.errors import FlowforgeError, SpecError
 from flowforge.paths.base import AffinePath
-from flowforge.spec.models import ComponentRef
+from flowforge.spec.models import ComponentRef, ModelSpec
 
 
 def build(kind: str, ref: ComponentRef, where: str, **context: Any) -> Any:
@@ -35,3 +39,28 @@ def build_affine_path(ref: ComponentRef) -> AffinePath:
             ]
         )
     return path
+
+
+def build_model(ref: ModelSpec, data_shape: tuple[int, ...], device: torch.device) -> nn.Module:
+    """The spec's `model` for data of `data_shape`, on `device` (untrained)."""
+    model = build("model", ref, "model", data_shape=data_shape)
+    if not isinstance(model, nn.Module):
+        msg = f"model {ref.name!r} did not build an nn.Module"
+        raise SpecError([("model.name", msg)])
+    return model.to(device)
+
+
+def guidance_needs(refs: Sequence[ComponentRef]) -> list[tuple[str, ...]]:
+    """What each guidance of a spec's list still lacks once built (`Guidance.needs`), in order.
+
+    Posterior samplers need a measurement, which only the `inverse_problem` task binds; tasks
+    check this at validation time. A guidance that cannot be built here needs nothing known.
+    """
+    out = []
+    for ref in refs:
+        try:
+            needs = getattr(registry.get("guidance", ref.name).build(ref.params), "needs", ())
+        except FlowforgeError:
+            needs = ()
+        out.append(tuple(needs))
+    return out

@@ -12,13 +12,18 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from flowforge.data.base import Dataset
 from flowforge.data.standardize import Standardizer
 from flowforge.errors import CheckpointError
-from flowforge.experiment.signals import RunInterrupted, StopOnSignal
+from flowforge.experiment.directory import RunDir
 from flowforge.paths.base import AffinePath
 from flowforge.tasks.base import TaskContext
-from flowforge.training import rng
+from flowforge.tasks.distill import train_distill
+from flowforge.tasks.reflow import train_reflow
+from flowforge.tasks.training_run import Evaluate, TrainingRun
+from flowforge.training import rng, self_conditioning
 from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
+from flowforge.training.regression import Regression
 from flowforge.training.trainer import Trainer
 
 
@@ -49,8 +54,32 @@ def check_meta(found: Any, expected: dict[str, Any], source: Path | str) -> None
         raise CheckpointError(f"checkpoint {source} does not match the spec ({'; '.join(diffs)})")
 
 
-def load_weights(model: nn.Module, source: str, meta: dict[str, Any]) -> Standardizer:
-    """Load the averaged weights of a finished run's checkpoint (`model.checkpoint` in a spec)."""
+def resolve_checkpoint(source: str | Path) -> Path:
+    """The checkpoint file that `model.checkpoint` names.
+
+    A file is itself; a run directory (it holds `spec.yaml`) gives its newest checkpoint; any
+    other directory is read as `<output.dir>/<name>` and gives the newest checkpoint of the
+    newest run of that name, so a spec can build on a parent run without knowing its timestamp.
+    """
+    path = Path(source)
+    if not path.is_dir():
+        return path
+    run: RunDir | None = RunDir(path)
+    if not run.spec_path.is_file():
+        run = RunDir.newest(path.parent, path.name)
+    latest = None if run is None else CheckpointDir(run.checkpoints).latest()
+    if latest is None:
+        raise CheckpointError(
+            f"model.checkpoint: {path} holds no run with a checkpoint; give a checkpoint file, a "
+            "run directory <dir>/<name>/<timestamp>, or <dir>/<name> after `flowforge run`"
+        )
+    return latest
+
+
+def load_weights(model: nn.Module, source: str | Path, meta: dict[str, Any]) -> Standardizer:
+    """Load the averaged weights of a finished run's checkpoint (`model.checkpoint` in a spec);
+    `source` as `resolve_checkpoint` reads it."""
+    source = resolve_checkpoint(source)
     state = load_checkpoint(source)
     check_meta(state.get("meta"), meta, source)
     try:
@@ -62,77 +91,69 @@ def load_weights(model: nn.Module, source: str, meta: dict[str, Any]) -> Standar
     return Standardizer.from_state_dict(state.get("standardizer"))
 
 
+def prior_weights(
+    ctx: TaskContext,
+    model: nn.Module,
+    path: AffinePath,
+    dataset: Dataset,
+    train_data: Tensor,
+    evaluate: Evaluate | None = None,
+) -> tuple[Standardizer, dict]:
+    """Give `model` its weights as the spec says: load `model.checkpoint`, train (or resume), or
+    leave it untrained (`train: null`). Returns the standardizer and a record for metrics.json.
+    `evaluate`: see `train`.
+    """
+    spec = ctx.spec
+    if spec.model.checkpoint is not None:
+        meta = checkpoint_meta(ctx, dataset.data_shape)
+        return load_weights(model, spec.model.checkpoint, meta), {"train_steps": 0}
+    if spec.train is None:
+        return Standardizer.fit(train_data), {"train_steps": 0}
+    labels = dataset.labels()
+    labels = None if labels is None else labels["train"]
+    return train(ctx, model, path, train_data, labels, evaluate)
+
+
 def train(
     ctx: TaskContext,
     model: nn.Module,
     path: AffinePath,
     train_data: Tensor,
     train_labels: Tensor | None = None,
+    evaluate: Evaluate | None = None,
 ) -> tuple[Standardizer, dict]:
-    """Train `model` on `train_data (N, *data_shape)` in data units; resume if `ctx.resume`.
+    """Train `model` as `train.stage` says, on `train_data (N, *data_shape)` in data units;
+    resume if `ctx.resume`.
 
-    `train_labels (N,)`: the data's integer classes, for class-conditional couplings.
+    `fit` learns from the data (`train_labels (N,)`: its integer classes, for class-conditional
+    couplings); `reflow` and `distill` start from `train.parent` (`flowforge.tasks.reflow`,
+    `flowforge.tasks.distill`). `evaluate(model, standardizer)`: the task's evaluation, run
+    every `train.eval_every` steps into the log.
 
     Leaves the EMA weights in `model` and returns the standardizer and a training summary
     (`train_*` keys for metrics.json). On SIGINT/SIGTERM a checkpoint is written and
     `RunInterrupted` raised with the resume command.
     """
-    spec, run = ctx.spec, ctx.run
+    spec = ctx.spec
     meta = checkpoint_meta(ctx, tuple(train_data.shape[1:]))
-    ckpts = CheckpointDir(run.checkpoints, keep=spec.output.keep_checkpoints)
-    state = ckpts.load_latest() if ctx.resume else None
-    if state is not None:
-        check_meta(state.get("meta"), meta, ckpts.latest())
-        standardizer = Standardizer.from_state_dict(state.get("standardizer"))
+    if spec.train.stage == "reflow":
+        return train_reflow(ctx, model, path, train_data, meta, evaluate)
+    if spec.train.stage == "distill":
+        return train_distill(ctx, model, path, train_data, meta, evaluate)
+    self_conditioning.check_model(model, spec.train.self_condition, spec.model.name)
+    training = TrainingRun(ctx, meta)
+    if training.state is not None:
+        standardizer = Standardizer.from_state_dict(training.state.get("standardizer"))
     else:
         standardizer = Standardizer.fit(train_data)
     data = standardizer.encode(train_data).to(ctx.device)
-    gen = rng.generator(spec.seed, "train", ctx.device)
-    trainer = Trainer(
-        model, path, spec.model.prediction, data, spec.train, generator=gen, labels=train_labels
+    objective = Regression.from_spec(
+        path, spec.model.prediction, data, spec.train, labels=train_labels
     )
-    if state is not None:
-        trainer.load_state_dict(state)
-    run.truncate_log(trainer.step)
-
-    def save(step: int) -> None:
-        ckpts.save(
-            step, {**trainer.state_dict(), "standardizer": standardizer.state_dict(), "meta": meta}
-        )
-
-    bar = ctx.progress.add_task("train", total=spec.train.steps, completed=trainer.step, info="")
-
-    def on_step(step: int, loss: float | None) -> None:
-        ctx.progress.update(bar, completed=step)
-
-    def on_log(record: dict[str, Any]) -> None:
-        run.append_log(record)
-        if record["loss"] is not None:
-            ctx.progress.update(bar, info=f"loss {record['loss']:.4f}")
-
-    def on_signal(name: str) -> None:
-        ctx.progress.console.print(
-            f"[yellow]{name} received: saving a checkpoint and stopping (again to abort)"
-        )
-
-    with StopOnSignal(on_signal) as stop:
-        summary = trainer.fit(
-            on_step=on_step,
-            on_log=on_log,
-            on_checkpoint=save,
-            should_stop=lambda: stop.requested is not None,
-        )
-    if summary.interrupted:
-        raise RunInterrupted(
-            f"run interrupted by {stop.requested} at step {summary.step} of {spec.train.steps}; "
-            f"checkpoint saved to {ckpts.latest()}.\nResume with:\n  {ctx.resume_command}",
-            summary.step,
-        )
+    gen = rng.generator(spec.seed, "train", ctx.device)
+    trainer = Trainer(model, objective, spec.train, generator=gen)
+    if training.state is not None:
+        trainer.load_state_dict(training.state)
+    summary = training.train(trainer, standardizer=standardizer, evaluate=evaluate)
     model.load_state_dict(trainer.ema.state_dict())
-    logged = [r["loss"] for r in run.read_log() if r.get("loss") is not None]
-    return standardizer, {
-        "train_steps": summary.step,
-        "train_loss": logged[-1] if logged else None,
-        "train_nonfinite_steps": summary.nonfinite,
-        "train_seconds": summary.seconds,
-    }
+    return standardizer, training.record(summary)

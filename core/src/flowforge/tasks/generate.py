@@ -14,9 +14,10 @@ from flowforge.errors import SpecError
 from flowforge.experiment.outputs import write_outputs
 from flowforge.metrics.base import Metric, MetricContext
 from flowforge.paths.base import AffinePath
+from flowforge.spec.models import ExperimentSpec
 from flowforge.tasks.base import Task, TaskContext
-from flowforge.tasks.components import build, build_affine_path
-from flowforge.tasks.fit import checkpoint_meta, load_weights, train
+from flowforge.tasks.components import build, build_affine_path, build_model, guidance_needs
+from flowforge.tasks.fit import prior_weights
 from flowforge.tasks.sampling import generate_samples
 from flowforge.training import rng
 
@@ -30,22 +31,54 @@ class Generate(Task):
     and writes samples, plots, metrics.json and report.md. What `flowforge run` does.
     """
 
+    def check_spec(self, spec: ExperimentSpec) -> list[tuple[str, str]]:
+        """`operator`, `measurement` and posterior guidance belong to `inverse_problem`."""
+        hint = "set `task: inverse_problem` to reconstruct from measurements"
+        issues = [
+            (key, f"the generate task has no use for `{key}`: remove it, or {hint}")
+            for key in ("operator", "measurement")
+            if getattr(spec, key) is not None
+        ]
+        for i, needs in enumerate(guidance_needs(spec.guidance)):
+            if "measurement" in needs:
+                msg = (
+                    f"{spec.guidance[i].name!r} conditions on a measurement, which the generate "
+                    f"task does not have; {hint} (with `operator` and `measurement` sections)"
+                )
+                issues.append((f"guidance[{i}]", msg))
+        return issues
+
     def run(self, ctx: TaskContext) -> dict[str, float]:
         spec = ctx.spec
         rng.seed_everything(spec.seed)
         dataset: Dataset = build("dataset", spec.data, "data")
         path = build_affine_path(spec.path)
         splits = dataset.splits()
-        model = build("model", spec.model, "model", data_shape=dataset.data_shape)
-        if not isinstance(model, nn.Module):
-            msg = f"model {spec.model.name!r} did not build an nn.Module"
-            raise SpecError([("model.name", msg)])
-        model = model.to(ctx.device)
-        standardizer, record = self._weights(ctx, model, path, dataset, splits["train"])
+        model = build_model(spec.model, dataset.data_shape, ctx.device)
+        guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
+
+        def evaluate(trained: nn.Module, standardizer: Standardizer) -> dict[str, float]:
+            """`train.eval_every`: the final evaluation on the model as it is now."""
+            z = generate_samples(
+                trained,
+                path,
+                spec.model.prediction,
+                spec.sample,
+                data_shape=dataset.data_shape,
+                generator=rng.generator(spec.seed, "sample", ctx.device),
+                device=ctx.device,
+                guidance=guidance,
+            )
+            samples = standardizer.decode(z)
+            test = splits["test"]
+            return self._evaluate(ctx, samples, test, dataset, trained, path, standardizer)
+
+        standardizer, record = prior_weights(
+            ctx, model, path, dataset, splits["train"], evaluate=evaluate
+        )
         model.eval()
 
         start = time.perf_counter()
-        guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
         bar = ctx.progress.add_task("sample", total=spec.sample.num_samples, info="")
         z = generate_samples(
             model,
@@ -66,24 +99,6 @@ class Generate(Task):
         record["evaluate_seconds"] = time.perf_counter() - start
         write_outputs(ctx.run, spec, samples, splits["test"], metrics, record, ctx.resume_command)
         return metrics
-
-    def _weights(
-        self,
-        ctx: TaskContext,
-        model: nn.Module,
-        path: AffinePath,
-        dataset: Dataset,
-        train_data: Tensor,
-    ) -> tuple[Standardizer, dict]:
-        """Train (or resume), or load `model.checkpoint`; returns the standardizer and a record."""
-        spec = ctx.spec
-        if spec.model.checkpoint is not None:
-            meta = checkpoint_meta(ctx, dataset.data_shape)
-            return load_weights(model, spec.model.checkpoint, meta), {"train_steps": 0}
-        if spec.train is None:
-            return Standardizer.fit(train_data), {"train_steps": 0}
-        labels = dataset.labels()
-        return train(ctx, model, path, train_data, None if labels is None else labels["train"])
 
     def _evaluate(
         self,

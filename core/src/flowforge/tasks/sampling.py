@@ -12,9 +12,22 @@ from flowforge.driver import sample
 from flowforge.errors import InvalidArgumentError
 from flowforge.likelihood import prior_sample
 from flowforge.paths.base import AffinePath
+from flowforge.solvers.base import Solver
 from flowforge.spec.models import SampleSpec
 from flowforge.tasks.components import build
+from flowforge.training.self_conditioning import SelfConditioned, takes_self_condition
 from flowforge.tuning.schedule import load_schedule
+
+
+def sampling_grid(spec: SampleSpec, solver: Solver) -> str | Tensor:
+    """`sample.time_grid` as `flowforge.sample` takes it: a grid name, or a tuned grid's times."""
+    grid = spec.time_grid
+    if not grid.endswith(".json"):
+        return grid
+    try:
+        return load_schedule(grid, solver=solver.name, nfe=spec.nfe)
+    except InvalidArgumentError as err:
+        raise InvalidArgumentError(f"sample.time_grid: {err}") from None
 
 
 def generate_samples(
@@ -33,20 +46,21 @@ def generate_samples(
 
     Each batch of `spec.batch_size` starts from `sigma(t0) * N(0, I)` drawn from `generator`
     (see `flowforge.likelihood.prior_sample`) and is solved with `flowforge.sample` using the
-    spec's solver, nfe, time grid and t_span.
+    spec's solver, nfe, time grid and t_span. A self-conditioned model
+    (`flowforge.training.self_conditioning`) is sampled through `SelfConditioned`, reset for
+    each batch.
     """
     solver = build("solver", spec.solver, "sample.solver")
-    grid = spec.time_grid
-    if grid.endswith(".json"):
-        try:
-            grid = load_schedule(grid, solver=solver.name, nfe=spec.nfe)
-        except InvalidArgumentError as err:
-            raise InvalidArgumentError(f"sample.time_grid: {err}") from None
+    grid = sampling_grid(spec, solver)
+    if takes_self_condition(field):
+        field = SelfConditioned(field, path, prediction)
     t0 = spec.t_span[0] if spec.t_span is not None else path.t_span[0]
     out, remaining = [], spec.num_samples
     while remaining > 0:
         batch = min(spec.batch_size, remaining)
         x_init = prior_sample(path, (batch, *data_shape), t0, generator, device=device)
+        if isinstance(field, SelfConditioned):
+            field.reset()
         x = sample(
             field,
             x_init,

@@ -16,24 +16,47 @@ class EMA:
     """Keeps `shadow = decay * shadow + (1 - decay) * weights` after every optimizer step.
 
     `decay = 0` disables averaging: the shadow is the live model. Buffers are copied as they are.
+    With `warmup = W > 0` the n-th update uses `min(decay, (n - 1) / (n - 1 + W))`: the first
+    update copies the weights (the random initialisation is forgotten at once) and the average
+    then spans about `1 + (n - 1) / W` steps until that reaches `1 / (1 - decay)`. `W = 1` is
+    the running mean of all weights so far; Song et al.'s `(1 + n) / (10 + n)` is close to
+    `W = 9`. The decay is a function of the step alone, so a resumed run continues the same
+    average.
 
-    >>> ema = EMA(model, decay=0.999)
-    >>> ema.update(model)                       # after optimizer.step()
+    >>> ema = EMA(model, decay=0.999, warmup=10)
+    >>> ema.update(model, step)                 # after optimizer.step()
     >>> with ema.applied(model): samples = ...  # sample with the averaged weights
     """
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, warmup: int = 0):
         self.decay = float(decay)
+        self.warmup = int(warmup)
         self.shadow: dict[str, Tensor] = {
             k: v.detach().clone() for k, v in model.state_dict().items()
         }
 
+    def decay_at(self, step: int) -> float:
+        """The decay of the update after optimizer step `step` (1, 2, ...)."""
+        if not self.warmup:
+            return self.decay
+        return min(self.decay, (step - 1) / (step - 1 + self.warmup))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int, where: Tensor | None = None) -> None:
+        """Average in the weights of `model` after optimizer step `step`.
+
+        `where`: a 0-d boolean tensor; where False (a skipped step) the shadow keeps its value.
+        It stays on the device, so a skipped step costs no host synchronisation.
+        """
+        decay = self.decay_at(step)
         for name, value in model.state_dict().items():
             shadow = self.shadow[name]
-            if self.decay and value.is_floating_point():
-                shadow.lerp_(value, 1.0 - self.decay)
+            if decay and value.is_floating_point():
+                weight = 1.0 - decay
+                if where is not None:
+                    shadow.lerp_(value, where.to(value.dtype) * weight)
+                else:
+                    shadow.lerp_(value, weight)
             else:
                 shadow.copy_(value)
 

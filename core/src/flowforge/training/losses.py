@@ -66,7 +66,23 @@ def per_sample_loss(
     """
     sample = path.sample(x_0, x_1, t)
     target = regression_target(sample, path, prediction)
-    err = (model(sample.x_t, t) - target) ** 2
+    return weighted_error(model(sample.x_t, t), target, path, prediction, t, loss)
+
+
+def weighted_error(
+    pred: Tensor,
+    target: Tensor,
+    path: AffinePath,
+    prediction: str,
+    t: Tensor,
+    loss: LossSpec | None = None,
+) -> Tensor:
+    """Each sample's loss `(B,)` of a prediction `pred` of kind `prediction` against `target`.
+
+    The squared error averaged over coordinates, pseudo-Huber if `loss.huber_c` is set, times
+    the time weighting of `loss.weighting` at `t (B,)`; `loss=None` is the plain error.
+    """
+    err = (pred - target) ** 2
     per = err.reshape(err.shape[0], -1).mean(1)
     if loss is None:
         return per

@@ -1,15 +1,21 @@
-"""The training loop: regression on path samples, AdamW, gradient clipping, EMA, resumable state.
+"""The training loop: an objective's batches, AdamW, clipping, accumulation, EMA, resumable state.
 
-A step draws data, times (`train.time_sampler`) and noise, pairs noise with data
-(`train.coupling`) and minimises the weighted regression loss (`train.loss`).
-Every random draw of a step (data indices, times, noise, coupling) comes from one dedicated
-`torch.Generator`, and `state_dict` holds it with the model, EMA, optimizer, step counter and the
-global RNGs, so on CPU a run resumed from any checkpoint is bit-exact with an uninterrupted one.
+A step draws its whole batch from the objective (`Objective.draw`, the one place where a step's
+batch and randomness are produced), splits it into `train.grad_accumulation` micro-batches whose
+gradients add up to the whole batch's, clips, and takes a fused AdamW step, a learning-rate
+schedule step and an EMA update. Every random draw comes from one dedicated `torch.Generator`,
+and `state_dict` holds it with the model, EMA, optimizer, scheduler, step counter and the global
+RNGs, so on CPU a run resumed from any checkpoint is bit-exact with an uninterrupted one.
+
+No host synchronisation per step: the loss, the NaN/Inf verdict and the counters stay on the
+device. A step whose loss or gradient is not finite is skipped on the device (fused AdamW's
+`found_inf`, the mechanism of `torch.amp.GradScaler`; the EMA is masked the same way). The host
+reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
+once `train.max_nonfinite` steps in a row were skipped.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,17 +24,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from flowforge import registry
 from flowforge.errors import CheckpointError, InvalidArgumentError, NumericalError
-from flowforge.paths.base import AffinePath, check_prediction
 from flowforge.spec.models import TrainSpec
 from flowforge.training import rng
-from flowforge.training.couplings.base import Coupling
 from flowforge.training.ema import EMA
-from flowforge.training.losses import regression_loss
-from flowforge.training.time_samplers.base import TimeSampler
+from flowforge.training.lr_schedule import lr_factor
+from flowforge.training.network import Network, check_bf16
+from flowforge.training.objective import Batch, Objective, split_batch
 
-MAX_NONFINITE = 20
+# Device-side counters, one float64 vector so that reading them is one host transfer.
+_LOSS_SUM, _LOSS_STEPS, _NONFINITE, _STREAK = range(4)
 
 
 @dataclass(frozen=True)
@@ -43,186 +48,217 @@ class TrainSummary:
 
 
 class Trainer:
-    """Trains `model` to predict `prediction` on `path` from data `(N, *data_shape)` in model space.
+    """Trains `model` on `objective` as `config` (a spec's `train` section) says.
 
-    A step draws a batch of data, `t` on `t_span` (default the path's) from the time sampler
-    and Gaussian noise from `generator`, pairs them with the coupling and minimises
-    `regression_loss` with `config.loss`. The time sampler and coupling are built from
-    `config.time_sampler` / `config.coupling` unless given; `labels (N,)` (integer classes of
-    the data) are needed by class-conditional couplings. A step whose loss or gradient is
-    NaN/Inf is skipped and counted; `max_nonfinite` of them in a row raise `NumericalError`.
+    `generator` (on the model's device) makes every random draw of training. `span = (start,
+    end)`: the steps this trainer covers (default `(0, config.steps)`); the learning-rate
+    schedule runs over them and `fit` stops at `end` (progressive distillation trains one round
+    per span).
 
-    >>> trainer = Trainer(model, CondOT(), "velocity", train_z, spec.train, generator=gen)
+    >>> objective = Regression.from_spec(CondOT(), "velocity", train_z, spec.train)
+    >>> trainer = Trainer(model, objective, spec.train, generator=gen)
     >>> summary = trainer.fit(on_checkpoint=lambda step: ckpts.save(step, trainer.state_dict()))
     """
 
     def __init__(
         self,
         model: nn.Module,
-        path: AffinePath,
-        prediction: str,
-        data: Tensor,
+        objective: Objective,
         config: TrainSpec,
         *,
         generator: torch.Generator,
-        t_span: tuple[float, float] | None = None,
-        max_nonfinite: int = MAX_NONFINITE,
-        labels: Tensor | None = None,
-        time_sampler: TimeSampler | None = None,
-        coupling: Coupling | None = None,
+        span: tuple[int, int] | None = None,
     ):
         self.model = model
-        self.path = path
-        self.prediction = check_prediction(prediction)
-        self.data = data
+        self.objective = objective
         self.config = config
-        self.time_sampler = time_sampler or registry.create(
-            "time_sampler", config.time_sampler.name, **config.time_sampler.params
-        )
-        self.coupling = coupling or registry.create(
-            "coupling", config.coupling.name, **config.coupling.params
-        )
-        self.labels = self._check_labels(labels, data)
         self.generator = generator
-        self.t_span = tuple(path.t_span if t_span is None else t_span)
-        self.max_nonfinite = max_nonfinite
+        start, end = (0, config.steps) if span is None else span
+        if not 0 <= start <= end:
+            raise InvalidArgumentError(f"span must be (start, end) with 0 <= start <= end: {span}")
+        self.span = (start, end)
+        self.device = _device(model)
+        if config.precision == "bf16":
+            check_bf16(self.device)
+        self.network = Network(model, config.precision, config.compile)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        # fused: a step flagged by `found_inf` is skipped on the device (no host sync)
         self.optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            self.params, lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
-        self.ema = EMA(model, config.ema_decay)
-        self.step = 0
-        self.nonfinite = 0
-        self._nonfinite_run = 0
-        self._window = [0.0, 0]
+        factor = lr_factor(config.lr_schedule, config.lr_warmup, end - start)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        self.ema = EMA(model, config.ema_decay, config.ema_warmup)
+        self.step = start
+        self._tally = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self._ones = torch.ones(3, dtype=torch.float64, device=self.device)
 
-    def _check_labels(self, labels: Tensor | None, data: Tensor) -> Tensor | None:
-        if labels is None:
-            if self.coupling.needs_labels:
-                raise InvalidArgumentError(
-                    f"train.coupling {self.config.coupling.name!r} pairs noise and data within "
-                    "each class, but the data has no labels; use a dataset with labels, or "
-                    "train.coupling: exact_ot"
-                )
-            return None
-        if labels.shape != (data.shape[0],) or labels.is_floating_point():
-            raise InvalidArgumentError(
-                f"labels must be integers of shape ({data.shape[0]},), one per data point; got "
-                f"{labels.dtype} of shape {tuple(labels.shape)}"
-            )
-        return labels.to(data.device)
+    # ---- one step -------------------------------------------------------------------------
 
-    def train_step(self) -> float | None:
-        """One optimizer step; returns the loss, or None if it was skipped as non-finite."""
-        batch = self.config.batch_size
-        idx = torch.randint(
-            0, self.data.shape[0], (batch,), generator=self.generator, device=self.data.device
-        )
-        x_1 = self.data[idx]
-        t = self.time_sampler.sample(
-            batch, self.path, generator=self.generator, like=x_1, t_span=self.t_span
-        )
-        x_0 = torch.randn(x_1.shape, generator=self.generator, device=x_1.device, dtype=x_1.dtype)
-        labels = None if self.labels is None else self.labels[idx]
-        pairs = self.coupling.pair(x_0, x_1, generator=self.generator, labels=labels)
+    def draw_batch(self) -> Batch:
+        """The whole batch of the next step: every random draw of the step happens here."""
+        return self.objective.draw(self.config.batch_size, self.generator)
+
+    def train_step(self) -> None:
+        """One optimizer step on one batch; a non-finite step is skipped (on the device)."""
+        batch = self.draw_batch()
         self.step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        loss = regression_loss(
-            self.model,
-            self.path,
-            self.prediction,
-            pairs.x_0,
-            pairs.x_1,
-            t,
-            self.config.loss,
-            pairs.weight,
-        )
-        value = float(loss.detach())
-        if math.isfinite(value):
-            loss.backward()
-            if not self._gradients_finite():
-                value = math.nan
-        if not math.isfinite(value):
-            self.optimizer.zero_grad(set_to_none=True)
-            self._skip()
-            return None
+        loss = self._backward(batch)
+        # The gradient of the whole batch is complete here: data-parallel training would
+        # average it across processes at this point, before clipping.
+        norm = self._clip_gradients()
+        ok = torch.isfinite(loss) & torch.isfinite(norm)
+        # fused AdamW reads `found_inf` as torch.amp.GradScaler sets it: 1 skips the update
+        # and the step count of every parameter, on the device
+        self.optimizer.found_inf = (~ok).to(torch.float32)
         self.optimizer.step()
-        self.ema.update(self.model)
-        self._nonfinite_run = 0
-        self._window[0] += value
-        self._window[1] += 1
-        return value
+        self.scheduler.step()
+        self.ema.update(self.model, self.step - self.span[0], where=ok)
+        self._count(loss, ok)
 
-    def _gradients_finite(self) -> bool:
-        """Clip to `grad_clip` (if set) and report whether the total gradient norm is finite."""
-        max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
-        norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        return math.isfinite(float(norm))
+    def _backward(self, batch: Batch) -> Tensor:
+        """Backpropagate the mean loss of `batch` micro-batch by micro-batch; returns it (0-d)."""
+        total = None
+        size = self.config.batch_size
+        for micro in split_batch(batch, self.config.grad_accumulation):
+            part = self.objective.loss(self.network, micro).sum() / size
+            part.backward()
+            total = part.detach() if total is None else total + part.detach()
+        return total
 
-    def _skip(self) -> None:
-        self.nonfinite += 1
-        self._nonfinite_run += 1
-        if self._nonfinite_run >= self.max_nonfinite:
+    def _clip_gradients(self) -> Tensor:
+        """The total gradient norm (0-d); gradients scaled down to `grad_clip` if it is set.
+
+        As `torch.nn.utils.clip_grad_norm_`, but without its per-tensor device moves (no-ops
+        that read as host copies to the CPU host-sync guard).
+        """
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if self.config.grad_clip is not None:
+            scale = (self.config.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, scale)
+        return norm
+
+    def _count(self, loss: Tensor, ok: Tensor) -> None:
+        """Add a step to the device counters: loss sum and steps of the log window, skipped
+        steps, and the current run of skipped steps (reset by a finite one)."""
+        good, bad = ok.to(torch.float64), (~ok).to(torch.float64)
+        add = torch.stack([torch.where(ok, loss.double(), 0.0), good, bad, bad])
+        keep = torch.cat([self._ones, bad[None]])
+        self._tally = self._tally * keep + add
+
+    # ---- host reads -----------------------------------------------------------------------
+
+    @property
+    def nonfinite(self) -> int:
+        """Steps skipped so far because their loss or gradient was NaN/Inf (a host read)."""
+        return int(self._tally[_NONFINITE].item())
+
+    def check_streak(self) -> None:
+        """Raise `NumericalError` if the last `max_nonfinite` or more steps were all skipped."""
+        tally = self._tally.tolist()
+        streak, total = int(tally[_STREAK]), int(tally[_NONFINITE])
+        if streak >= self.config.max_nonfinite:
+            hint = " or train.precision: float32" if self.config.precision == "bf16" else ""
             raise NumericalError(
                 f"training stopped at step {self.step}: the loss or its gradient was NaN/Inf in "
-                f"{self._nonfinite_run} steps in a row ({self.nonfinite} in total). Usual fixes: "
-                "lower train.lr, set train.grad_clip, predict 'velocity' or 'noise' instead of "
-                "'score' (its target is unbounded where sigma(t) -> 0), or check the data for "
-                "NaN/Inf."
+                f"{streak} steps in a row ({total} in total; train.max_nonfinite is "
+                f"{self.config.max_nonfinite}). Usual fixes: lower train.lr, set "
+                f"train.grad_clip{hint}, predict 'velocity' or 'noise' instead of 'score' (its "
+                "target is unbounded where sigma(t) -> 0), or check the data for NaN/Inf."
             )
 
     def take_log(self) -> float | None:
         """Mean loss of the finite steps since the last call (None if there were none)."""
-        total, count = self._window
-        self._window = [0.0, 0]
+        tally = self._tally.tolist()
+        total, count = tally[_LOSS_SUM], tally[_LOSS_STEPS]
+        self._tally[_LOSS_SUM : _LOSS_STEPS + 1] = 0.0
         return total / count if count else None
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ---- the loop -------------------------------------------------------------------------
 
     def fit(
         self,
         *,
-        on_step: Callable[[int, float | None], None] | None = None,
+        on_step: Callable[[int], None] | None = None,
         on_log: Callable[[dict[str, Any]], None] | None = None,
         on_checkpoint: Callable[[int], None] | None = None,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> TrainSummary:
-        """Train until `config.steps`; checkpoint every `checkpoint_every` steps and at the end.
+        """Train to the end of the span; checkpoint every `checkpoint_every` steps and at the end.
 
-        `should_stop()` is checked before each step: when true, a checkpoint is written and the
-        summary says `interrupted=True` (signal handlers use it for a clean Ctrl-C).
+        Every `log_every` steps `on_log` gets `{step, loss, nonfinite, lr}`; every `eval_every`
+        steps (if set) `evaluate(model)` runs with the EMA weights in `model`, in eval mode and
+        on forked RNGs (evaluation never changes training), and `on_log` gets its values as
+        `eval/<name>`. `should_stop()` is checked before each step: when true, a checkpoint is
+        written and the summary says `interrupted=True` (signal handlers use it for Ctrl-C).
         """
         start, last = time.perf_counter(), None
+        cfg, end = self.config, self.span[1]
+        check_every = min(cfg.log_every, cfg.max_nonfinite)
         self.model.train()
-        cfg = self.config
-        while self.step < cfg.steps:
+        while self.step < end:
             if should_stop is not None and should_stop():
                 if on_checkpoint is not None:
                     on_checkpoint(self.step)
-                return TrainSummary(
-                    self.step, last, self.nonfinite, True, time.perf_counter() - start
-                )
-            loss = self.train_step()
+                return self._summary(last, True, start)
+            self.train_step()
             if on_step is not None:
-                on_step(self.step, loss)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                on_step(self.step)
+            final = self.step == end
+            if self.step % check_every == 0 or final:
+                self.check_streak()
+            if self.step % cfg.log_every == 0 or final:
                 mean = self.take_log()
                 last = mean if mean is not None else last
                 if on_log is not None:
-                    on_log({"step": self.step, "loss": mean, "nonfinite": self.nonfinite})
-            if on_checkpoint is not None and (
-                self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
-            ):
+                    record = {"step": self.step, "loss": mean, "nonfinite": self.nonfinite}
+                    on_log({**record, "lr": self.lr})
+            if evaluate is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                values = self.evaluate(evaluate)
+                if on_log is not None:
+                    on_log({"step": self.step, **{f"eval/{k}": v for k, v in values.items()}})
+            if on_checkpoint is not None and (self.step % cfg.checkpoint_every == 0 or final):
                 on_checkpoint(self.step)
-        return TrainSummary(self.step, last, self.nonfinite, False, time.perf_counter() - start)
+        return self._summary(last, False, start)
+
+    def evaluate(self, fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
+        """`fn(model)` with the EMA weights loaded, in eval mode, on forked global RNGs."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self.ema.applied(self.model):
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    return fn(self.model)
+            finally:
+                self.model.train()
+
+    def _summary(self, last: float | None, interrupted: bool, start: float) -> TrainSummary:
+        seconds = time.perf_counter() - start
+        return TrainSummary(self.step, last, self.nonfinite, interrupted, seconds)
+
+    # ---- state ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a bit-exact resume needs, as tensors and plain values."""
+        loss_sum, loss_steps, nonfinite, streak = self._tally.tolist()
         return {
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "rng": rng.capture(self.generator),
-            "nonfinite": [self.nonfinite, self._nonfinite_run],
-            "loss_window": list(self._window),
+            "nonfinite": [int(nonfinite), int(streak)],
+            "loss_window": [loss_sum, int(loss_steps)],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -230,9 +266,10 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.step = int(state["step"])
-            self.nonfinite, self._nonfinite_run = (int(v) for v in state["nonfinite"])
-            self._window = [float(state["loss_window"][0]), int(state["loss_window"][1])]
+            self.scheduler.load_state_dict(state["scheduler"])
+            step = int(state["step"])
+            nonfinite, streak = (int(v) for v in state["nonfinite"])
+            loss_sum, loss_steps = float(state["loss_window"][0]), int(state["loss_window"][1])
             self.ema.load_state_dict(state["ema"])
             rng.restore(self.generator, state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -241,3 +278,17 @@ class Trainer:
                 "It was written by a run with a different model spec; resume that run's own spec "
                 "or start a new run."
             ) from None
+        if not self.span[0] <= step <= self.span[1]:
+            raise CheckpointError(
+                f"the checkpoint is at step {step}, outside the steps {self.span} of this "
+                "trainer; it belongs to another run or stage"
+            )
+        self.step = step
+        values = [loss_sum, loss_steps, nonfinite, streak]
+        self._tally = torch.tensor(values, dtype=torch.float64, device=self.device)
+
+
+def _device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    raise InvalidArgumentError("the model has no parameters to train")

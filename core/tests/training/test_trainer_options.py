@@ -1,0 +1,255 @@
+"""Trainer options: accumulation, bf16, EMA warm-up, LR schedules, skipped steps, evaluation,
+no host sync per step, compile."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+import sys
+
+import pytest
+import torch
+
+from flowforge.errors import NumericalError
+from flowforge.graph import host_sync
+from flowforge.graph.host_sync import forbid_host_sync
+from flowforge.models import MLP
+from flowforge.paths import CondOT
+from flowforge.spec.models import TrainSpec
+from flowforge.targets import GaussianMixture
+from flowforge.training import EMA, Regression, Trainer, lr_factor, split_batch
+
+DATA = GaussianMixture(means=[[-1.0, 0.0], [1.0, 0.0]], stds=0.3).sample(
+    512, generator=torch.Generator().manual_seed(0)
+)
+
+
+def _trainer(model=None, seed=0, **cfg):
+    settings = dict(steps=20, batch_size=32, lr=1e-2, ema_decay=0.9, log_every=5)
+    config = TrainSpec(**{**settings, **cfg})
+    torch.manual_seed(seed)
+    model = model or MLP(2, 32, 2, 8, self_condition=config.self_condition)
+    objective = Regression.from_spec(CondOT(), "velocity", DATA, config)
+    return Trainer(model, objective, config, generator=torch.Generator().manual_seed(seed))
+
+
+def _weights(trainer):
+    return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {
+            "coupling": "exact_ot",
+            "time_sampler": {"name": "uniform", "params": {"draws": "stratified"}},
+        },
+        {"coupling": {"name": "wcfm", "params": {"eps": 0.5}}, "self_condition": True},
+    ],
+    ids=["independent", "exact_ot-stratified", "wcfm-self_condition"],
+)
+def test_accumulation_over_micro_batches_equals_one_big_batch(cfg):
+    """The step draws the whole batch once, so k micro-batches see exactly the big batch's
+    samples; their summed gradients equal its gradient up to float rounding."""
+    big = _trainer(batch_size=64, **cfg)
+    small = _trainer(batch_size=64, grad_accumulation=4, **cfg)
+    big.fit()
+    small.fit()
+    torch.testing.assert_close(_weights(small), _weights(big), rtol=1e-4, atol=1e-5)
+    assert torch.equal(big.generator.get_state(), small.generator.get_state())
+
+
+def test_accumulation_gradient_matches_within_float_rounding():
+    big, small = _trainer(batch_size=64), _trainer(batch_size=64, grad_accumulation=8)
+    grads = []
+    for trainer in (big, small):
+        batch = trainer.draw_batch()
+        trainer.optimizer.zero_grad()
+        trainer._backward(batch)
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.params]))
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_split_batch_keeps_order_and_checks_sizes():
+    batch = {"x": torch.arange(12.0).reshape(6, 2), "t": torch.arange(6.0)}
+    parts = split_batch(batch, 3)
+    assert [p["t"].tolist() for p in parts] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="divide"):
+        split_batch(batch, 4)
+    with pytest.raises(ValueError, match="grad_accumulation"):
+        TrainSpec(batch_size=10, grad_accumulation=4)
+
+
+def test_bf16_autocast_runs_and_trains():
+    """bf16 training reaches the float32 run's loss (the batch loss of flow matching keeps a
+    large irreducible part, so the comparison is with float32, not with zero)."""
+    reference = _trainer(steps=150, lr=3e-3).fit()
+    trainer = _trainer(steps=150, precision="bf16", lr=3e-3)
+    logs = []
+    summary = trainer.fit(on_log=logs.append)
+    assert summary.nonfinite == 0 and logs[-1]["loss"] < 0.9 * logs[0]["loss"]
+    assert summary.loss == pytest.approx(reference.loss, rel=0.05)
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    x, t = DATA[:8], torch.rand(8)
+    with torch.no_grad():
+        full, half = trainer.model(x, t), trainer.network(x, t)
+    # bfloat16 products: close to float32, but not the same numbers
+    assert half.dtype == torch.float32
+    assert not torch.equal(full, half) and torch.allclose(full, half, atol=0.1, rtol=0.05)
+
+
+class Flaky(MLP):
+    """Outputs NaN on the calls listed in `bad` (0-based call numbers)."""
+
+    def __init__(self, bad):
+        super().__init__(2, 16, 1, 4)
+        self.bad, self.calls = set(bad), 0
+
+    def forward(self, x, t, self_cond=None):
+        out = super().forward(x, t)
+        self.calls += 1
+        return out * float("nan") if self.calls - 1 in self.bad else out
+
+
+def test_a_skipped_step_changes_nothing_but_the_counters():
+    trainer = _trainer(model=Flaky(bad={3}), steps=10)
+    for _ in range(3):
+        trainer.train_step()
+    before = trainer.state_dict()
+    trainer.train_step()  # the NaN step
+    after = trainer.state_dict()
+    for part in ("model", "ema"):
+        for k in before[part]:
+            assert torch.equal(before[part][k], after[part][k]), (part, k)
+    for i, s in before["optimizer"]["state"].items():
+        for k in s:
+            assert torch.equal(s[k], after["optimizer"]["state"][i][k]), k
+    assert after["nonfinite"] == [1, 1] and after["step"] == 4
+    trainer.train_step()
+    assert trainer.state_dict()["nonfinite"] == [1, 0]
+
+
+def test_nan_streak_stops_with_a_clear_message():
+    trainer = _trainer(model=Flaky(bad=set(range(3, 100))), steps=100, max_nonfinite=3)
+    with pytest.raises(NumericalError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "NaN/Inf in 3 steps in a row" in message and "train.max_nonfinite is 3" in message
+    assert "lower train.lr" in message
+    # the host reads the counters every min(log_every, max_nonfinite) = 3 steps
+    assert trainer.step == 6
+
+
+def _allow_fused_adam_found_inf_move(monkeypatch):
+    """Fused AdamW moves `found_inf` to each parameter group's device (`found_inf.to(device)`),
+    a no-op when they already share it, which the CPU guard cannot tell from a host copy."""
+    flag = host_sync._to_host
+
+    def to_host(args, kwargs):
+        caller = sys._getframe(2).f_code.co_filename
+        return False if caller.endswith(os.path.join("optim", "adam.py")) else flag(args, kwargs)
+
+    monkeypatch.setattr(host_sync, "_to_host", to_host)
+
+
+def test_a_training_step_never_synchronises_with_the_host(monkeypatch):
+    """Loss, skip decision, EMA and counters stay on the device; only logs read them."""
+    _allow_fused_adam_found_inf_move(monkeypatch)
+    trainer = _trainer(ema_warmup=5, lr_schedule="cosine", lr_warmup=2, self_condition=True)
+    trainer.train_step()  # the optimizer creates its state from host values on the first step
+    with forbid_host_sync():
+        for _ in range(3):
+            trainer.train_step()
+    assert trainer.step == 4 and trainer.take_log() is not None
+
+
+def test_ema_warmup_follows_its_formula_and_averages_all_weights_at_warmup_one():
+    ema = EMA(torch.nn.Linear(1, 1), decay=0.999, warmup=10)
+    assert ema.decay_at(1) == 0.0 and ema.decay_at(2) == pytest.approx(1 / 11)
+    assert ema.decay_at(91) == pytest.approx(0.9)
+    assert ema.decay_at(10**6) == 0.999
+    assert EMA(torch.nn.Linear(1, 1), 0.99).decay_at(1) == 0.99
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    running = EMA(model, decay=0.999, warmup=1)
+    values = [3.0, -1.0, 4.0, 1.5, 9.0]
+    for step, value in enumerate(values, 1):
+        model.weight.data.fill_(value)
+        running.update(model, step)
+    assert running.shadow["weight"].item() == pytest.approx(sum(values) / len(values))
+
+
+def test_ema_warmup_forgets_the_initialisation():
+    """With warm-up the average after a few steps is close to the trained weights, not to
+    the random initialisation as with a plain decay of 0.999."""
+    plain, warm = (
+        _trainer(steps=60, ema_decay=0.999),
+        _trainer(steps=60, ema_decay=0.999, ema_warmup=5),
+    )
+    init = _weights(plain).clone()
+    plain.fit()
+    warm.fit()
+    live = _weights(warm)
+
+    def shadow(trainer):
+        keys = dict(trainer.model.named_parameters())
+        return torch.cat([trainer.ema.shadow[k].flatten() for k in keys])
+
+    assert (shadow(warm) - live).norm() < 0.5 * (shadow(plain) - live).norm()
+    assert (shadow(plain) - init).norm() < (shadow(warm) - init).norm()
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+def test_lr_schedules(schedule):
+    f = lr_factor(schedule, warmup=4, total=20)
+    factors = [f(i) for i in range(20)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and factors[4] == 1.0
+    assert all(0 < v <= 1 for v in factors)
+    if schedule == "constant":
+        assert set(factors[4:]) == {1.0}
+    else:
+        assert all(a > b for a, b in itertools.pairwise(factors[4:]))
+        assert factors[-1] == pytest.approx(
+            1 / 16 if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * 15 / 16))
+        )
+    trainer = _trainer(steps=20, lr=1e-2, lr_schedule=schedule, lr_warmup=4)
+    lrs = []
+    trainer.fit(on_step=lambda step: lrs.append(trainer.lr))
+    assert lrs[:-1] == pytest.approx([1e-2 * v for v in factors[1:]])
+
+
+def test_periodic_evaluation_uses_the_ema_weights_and_never_changes_training():
+    seen = []
+
+    def evaluate(model):
+        seen.append((model.training, {k: v.clone() for k, v in model.state_dict().items()}))
+        torch.rand(100), random.random()  # consumes global RNGs: must not reach training
+        return {"score": float(len(seen))}
+
+    plain = _trainer(eval_every=10)
+    plain.fit()
+    trainer = _trainer(eval_every=10)
+    logs = []
+    trainer.fit(on_log=logs.append, evaluate=evaluate)
+    assert torch.equal(_weights(plain), _weights(trainer))
+    assert [r for r in logs if "eval/score" in r] == [
+        {"step": 10, "eval/score": 1.0},
+        {"step": 20, "eval/score": 2.0},
+    ]
+    training, weights = seen[-1]
+    assert not training and trainer.model.training
+    for k, v in weights.items():
+        assert torch.equal(v, trainer.ema.shadow[k]), k
+
+
+@pytest.mark.slow
+def test_compiled_network_trains_like_the_eager_one():
+    pytest.importorskip("torch._inductor")
+    eager, compiled = _trainer(steps=10), _trainer(steps=10, compile=True)
+    eager.fit()
+    compiled.fit()
+    assert compiled.network.module is not compiled.model
+    torch.testing.assert_close(_weights(compiled), _weights(eager), rtol=1e-4, atol=1e-5)
