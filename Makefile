@@ -32,13 +32,15 @@ lint: setup
 schema: setup
 	$(BIN)/flowforge schema --write
 
-# The solver benchmarks with the anchor libraries installed side by side (never part of `test`).
+# The solver and guidance benchmarks with the anchor libraries installed side by side (never part
+# of `test`).
 bench: setup
 	grep -v 'no-deps' requirements-bench.txt > $(VENV)/bench-requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/bench-requirements.txt -c constraints.txt
 	grep 'no-deps' requirements-bench.txt | grep -v '^#' | cut -d' ' -f1 | xargs $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps
 	$(BIN)/python benchmarks/solvers.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/guidance.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

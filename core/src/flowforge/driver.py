@@ -206,7 +206,7 @@ def sample(
         )
     steps = solver.steps_for_nfe(nfe)
     grid = make_grid(time_grid, path, t0, t1, steps, solver.default_grid)
-    f = Dynamics(net, path, prediction, hooks, cond)
+    f = Dynamics(net, path, prediction, hooks, cond, solver)
     if cuda_graph:
         key = (identity(field), x_init.dtype, identity(path), identity(solver), prediction)
         key += (tuple(identity(g) for g in hooks), nfe, return_trajectory)
@@ -241,7 +241,7 @@ def _adaptive(field, x_init, path, prediction, solver, nfe, t0, t1, hooks, gener
                 f"guidance {type(g).__name__} acts after steps, which adaptive solver "
                 f"{solver.name!r} does not have; use a fixed-step solver"
             )
-    f = Dynamics(field, path, prediction, hooks, cond)
+    f = Dynamics(field, path, prediction, hooks, cond, solver)
     with _grad_mode(hooks):
         out = solver.solve(f, x_init, t0, t1, nfe, generator)
     if not bool(torch.isfinite(out.x).all()):

@@ -74,8 +74,10 @@ class Dynamics:
     keywords, and returns a `Prediction` after the guidance hooks; `nfe` counts these calls.
     It is also the context of one solve that guidance hooks read: `last` (the latest prediction),
     `step` (the `StepInfo` of the step under way, with the solve's generator; None outside a
-    solve), `memory(owner)` (scratch space that lives for one solve), and `network` / `reuse`
-    for model calls a hook makes itself (those are not counted in `nfe`).
+    solve), `solver` (the solve's solver, None outside a solve: a hook that must know the
+    step's transition law, as SMC's twisted proposal does, reads it), `memory(owner)` (scratch
+    space that lives for one solve), and `network` / `reuse` for model calls a hook makes
+    itself (those are not counted in `nfe`).
 
     When a hook sets `requires_grad` (and gradients are enabled), the network sees `x_t` as a
     leaf that requires grad, so hooks differentiate through the call; the returned prediction is
@@ -89,8 +91,10 @@ class Dynamics:
         prediction: str,
         guidance: Sequence[Any] = (),
         cond: Mapping[str, Any] | None = None,
+        solver: Any = None,
     ):
         self.field = field
+        self.solver = solver
         self.path = path
         self.prediction = check_prediction(prediction)
         self.guidance = tuple(guidance)

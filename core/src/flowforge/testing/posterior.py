@@ -26,7 +26,7 @@ from flowforge import registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.guidance import Measurement
 from flowforge.metrics.sliced_wasserstein import sliced_wasserstein
-from flowforge.operators import Dense, Mask, Operator, gaussian_matrix, random_mask
+from flowforge.operators import Dense, Downsample, Mask, Operator, gaussian_matrix, random_mask
 from flowforge.targets import GaussianMixture
 from flowforge.targets.posterior import GaussianMixturePosterior
 
@@ -107,8 +107,9 @@ class PosteriorProblem:
 def mixture_problem(
     kind: str, d: int = 16, noise_std: float = 0.1, c_range: float = 0.5, seed: int = 1
 ) -> PosteriorProblem:
-    """A 3-component mixture in `d` dimensions seen through a 50% mask ("mask") or a dense
-    Gaussian `(d/2, d)` matrix ("dense") with noise `noise_std`, and one measurement.
+    """A 3-component mixture in `d` dimensions seen through a 50% mask ("mask"), the means of
+    blocks of 4 ("downsample", 4x super-resolution of a 1-D signal) or a dense Gaussian
+    `(d/2, d)` matrix ("dense") with noise `noise_std`, and one measurement.
 
     The components differ mostly in the null space of A (offsets of scale 2) and by `c_range`
     in its range, so y informs the component weights without deciding them.
@@ -116,10 +117,14 @@ def mixture_problem(
     g = gen(seed)
     if kind == "mask":
         op: Operator = Mask(random_mask((d,), 0.5, g), (d,), noise_std=noise_std)
+    elif kind == "downsample":
+        op = Downsample(4, (d,), spatial_dims=1, noise_std=noise_std)
     elif kind == "dense":
         op = Dense(gaussian_matrix(d // 2, d, g), (d,), noise_std=noise_std)
     else:
-        raise InvalidArgumentError(f"mixture_problem: kind is 'mask' or 'dense', got {kind!r}")
+        raise InvalidArgumentError(
+            f"mixture_problem: kind is 'mask', 'downsample' or 'dense', got {kind!r}"
+        )
     a = op.matrix((d,))
     range_proj = torch.linalg.pinv(a) @ a
     xi = torch.randn(3, d, generator=g, dtype=F64)
