@@ -62,7 +62,12 @@ ENV_PLUGINS = "FLOWFORGE_PLUGINS"
 
 @dataclass(frozen=True)
 class Component:
-    """One registered component: its factory, parameter model and the plugin that provides it."""
+    """One registered component: its factory, parameter model and the plugin that provides it.
+
+    `info`: optional facts about the component for `flowforge plugins --json` (e.g. a model's
+    parameter count per size), a zero-argument callable returning a JSON-able dict, called only
+    when the report is made.
+    """
 
     kind: str
     name: str
@@ -72,6 +77,7 @@ class Component:
     distribution: str
     version: str
     summary: str
+    info: Callable[[], dict[str, Any]] | None = None
 
     @cached_property
     def _adapter(self) -> TypeAdapter | None:
@@ -204,11 +210,16 @@ def _collect(pm: pluggy.PluginManager, plugin: object, pname: str, dist: str, ve
             if impl.plugin is not plugin:
                 continue
 
-            def register(name, factory, params=None, summary="", _kind=kind):
+            def register(name, factory, params=None, summary="", info=None, _kind=kind):
                 if not isinstance(name, str) or not name.isidentifier():
                     raise PluginError(f"{_kind} name {name!r} must be a Python identifier")
                 if params is None and dataclasses.is_dataclass(factory):
                     params = factory
+                if info is not None and not callable(info):
+                    raise PluginError(
+                        f"{_kind} {name!r}: info must be a zero-argument callable returning a "
+                        f"dict, got {type(info).__name__}"
+                    )
                 found.append(
                     Component(
                         _kind,
@@ -219,6 +230,7 @@ def _collect(pm: pluggy.PluginManager, plugin: object, pname: str, dist: str, ve
                         dist,
                         version,
                         summary,
+                        info,
                     )
                 )
 

@@ -54,3 +54,49 @@ def test_table_shows_components_and_warns_about_failures(cli, with_broken_plugin
     assert code == 0
     assert "flowforge" in out and "cond_ot" in out and "rk4" in out
     assert "warning: plugin 'broken' (flowforge-broken) failed to load" in err
+
+
+def with_info() -> object:
+    """A plugin module registering a solver with `info` (a model's parameter count, say)."""
+    import types
+
+    import flowforge
+    from flowforge.solvers import Euler
+
+    @flowforge.hookimpl
+    def register_solvers(register):
+        register("euler_info", Euler, info=lambda: {"parameters": 123})
+        register("euler_plain", Euler)
+
+    module = types.ModuleType("with_info")
+    module.register_solvers = register_solvers
+    return module
+
+
+def test_json_details_carry_registered_info_only(cli):
+    ep = FakeEntryPoint("infos", with_info, dist_name="flowforge-infos", version="0.1")
+    with registry.using(registry.load(allowed=None, entry_points=[ep])):
+        code, out, _ = cli("plugins", "--json")
+    assert code == 0
+    (mine,) = [p for p in json.loads(out)["plugins"] if p["name"] == "infos"]
+    assert mine["details"] == {"solver": {"euler_info": {"parameters": 123}}}
+    (core,) = [p for p in json.loads(out)["plugins"] if p["name"] == "flowforge"]
+    assert "details" not in core
+
+
+def test_info_that_is_not_callable_fails_the_plugin():
+    import types
+
+    import flowforge
+    from flowforge.solvers import Euler
+
+    @flowforge.hookimpl
+    def register_solvers(register):
+        register("euler_info", Euler, info={"parameters": 1})
+
+    module = types.ModuleType("bad_info")
+    module.register_solvers = register_solvers
+    ep = FakeEntryPoint("badinfo", lambda: module, dist_name="flowforge-badinfo")
+    reg = registry.load(allowed=None, entry_points=[ep])
+    (fail,) = reg.failures
+    assert "info must be a zero-argument callable" in fail.error

@@ -20,10 +20,17 @@ from flowforge.registry import KINDS, Registry
 
 def report(reg: Registry) -> dict[str, Any]:
     """The `--json` document: `{"plugins": [...], "failures": [...]}` (see the command help)."""
-    return {
-        "plugins": [dataclasses.asdict(p) for p in reg.plugins],
-        "failures": [dataclasses.asdict(f) for f in reg.failures],
-    }
+    plugins = []
+    for p in reg.plugins:
+        entry = dataclasses.asdict(p)
+        details: dict[str, dict[str, Any]] = {}
+        for comp in reg.components():
+            if comp.plugin == p.name and comp.info is not None:
+                details.setdefault(comp.kind, {})[comp.name] = comp.info()
+        if details:
+            entry["details"] = details
+        plugins.append(entry)
+    return {"plugins": plugins, "failures": [dataclasses.asdict(f) for f in reg.failures]}
 
 
 @click.command("plugins")
@@ -34,7 +41,8 @@ def command(as_json: bool) -> None:
     \b
     --json prints one object, keys sorted:
       {"plugins": [{"name", "distribution", "version",
-                    "components": {kind: [component names, sorted]}}],
+                    "components": {kind: [component names, sorted]},
+                    "details": {kind: {name: {...}}}}],   (details: only where given)
        "failures": [{"name", "distribution", "error"}]}
     Plugins appear in load order: the core plugin "flowforge" first, then by entry-point name.
     """

@@ -12,6 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from flowforge.data.standardize import Standardizer
 from flowforge.errors import InvalidArgumentError
 
 SPLITS = ("train", "val", "test")
@@ -47,6 +48,14 @@ class Dataset(abc.ABC):
         Class-conditional couplings (`train.coupling: class_conditional`) pair within a class.
         """
         return None
+
+    def fit_standardizer(self, train: Tensor) -> Standardizer:
+        """The map to model space fitted on `train (N, *data_shape)`: per coordinate by default.
+
+        Datasets whose coordinates share one scale (image pixels) override it with one mean and
+        std for all, so rarely lit pixels are not blown up by their tiny per-pixel std.
+        """
+        return Standardizer.fit(train)
 
     def log_prob(self, x: Tensor) -> Tensor | None:
         """Exact log-density of the data at `x (B, *data_shape)` -> `(B,)`; None if unknown."""

@@ -98,20 +98,23 @@ def prior_weights(
     dataset: Dataset,
     train_data: Tensor,
     evaluate: Evaluate | None = None,
+    label_dropout: float | None = None,
 ) -> tuple[Standardizer, dict]:
     """Give `model` its weights as the spec says: load `model.checkpoint`, train (or resume), or
     leave it untrained (`train: null`). Returns the standardizer and a record for metrics.json.
-    `evaluate`: see `train`.
+    `evaluate`, `label_dropout`: see `train`; the standardizer of a fresh run is the dataset's
+    (`Dataset.fit_standardizer`).
     """
     spec = ctx.spec
     if spec.model.checkpoint is not None:
         meta = checkpoint_meta(ctx, dataset.data_shape)
         return load_weights(model, spec.model.checkpoint, meta), {"train_steps": 0}
     if spec.train is None:
-        return Standardizer.fit(train_data), {"train_steps": 0}
+        return dataset.fit_standardizer(train_data), {"train_steps": 0}
     labels = dataset.labels()
     labels = None if labels is None else labels["train"]
-    return train(ctx, model, path, train_data, labels, evaluate)
+    fresh = dataset.fit_standardizer(train_data)
+    return train(ctx, model, path, train_data, labels, evaluate, fresh, label_dropout)
 
 
 def train(
@@ -121,6 +124,8 @@ def train(
     train_data: Tensor,
     train_labels: Tensor | None = None,
     evaluate: Evaluate | None = None,
+    standardizer: Standardizer | None = None,
+    label_dropout: float | None = None,
 ) -> tuple[Standardizer, dict]:
     """Train `model` as `train.stage` says, on `train_data (N, *data_shape)` in data units;
     resume if `ctx.resume`.
@@ -128,7 +133,9 @@ def train(
     `fit` learns from the data (`train_labels (N,)`: its integer classes, for class-conditional
     couplings); `reflow` and `distill` start from `train.parent` (`flowforge.tasks.reflow`,
     `flowforge.tasks.distill`). `evaluate(model, standardizer)`: the task's evaluation, run
-    every `train.eval_every` steps into the log.
+    every `train.eval_every` steps into the log. `standardizer`: the map to model space of a
+    fresh `fit` run (default: per coordinate, fitted on `train_data`). `label_dropout`: train a
+    class-conditional model on `train_labels` (`Regression`; None: unconditional).
 
     Leaves the EMA weights in `model` and returns the standardizer and a training summary
     (`train_*` keys for metrics.json). On SIGINT/SIGTERM a checkpoint is written and
@@ -144,11 +151,16 @@ def train(
     training = TrainingRun(ctx, meta)
     if training.state is not None:
         standardizer = Standardizer.from_state_dict(training.state.get("standardizer"))
-    else:
+    elif standardizer is None:
         standardizer = Standardizer.fit(train_data)
     data = standardizer.encode(train_data).to(ctx.device)
     objective = Regression.from_spec(
-        path, spec.model.prediction, data, spec.train, labels=train_labels
+        path,
+        spec.model.prediction,
+        data,
+        spec.train,
+        labels=train_labels,
+        label_dropout=label_dropout,
     )
     gen = rng.generator(spec.seed, "train", ctx.device)
     trainer = Trainer(model, objective, spec.train, generator=gen)

@@ -4,6 +4,11 @@ A step draws data `x_1`, times `t` (`train.time_sampler`) and Gaussian noise `x_
 noise with data (`train.coupling`) and regresses the model's prediction on the path sample
 `x_t = alpha(t) x_1 + sigma(t) x_0` against its conditional target (`regression_loss`).
 
+With `label_dropout` set the model is class-conditional: it is called as
+`model(x_t, t, label=labels)` with each label replaced by the null class `NULL_LABEL` (-1) with
+that probability, so one network learns the conditional and the unconditional field that
+classifier-free guidance (`flowforge.guidance.CFG`) combines.
+
 With `noise` given the pairs are fixed instead: sample `i` is always `(noise[i], data[i])`.
 That is reflow (rectified flow, Liu et al. 2023; Rectified Diffusion, Wang et al. 2024): the
 pairs are the ends of a trained model's ODE, and regressing the path between them yields a
@@ -27,6 +32,8 @@ from flowforge.training.objective import Batch, Network, Objective
 from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 
+NULL_LABEL = -1  # the label of "no class" for class-conditional models (CFG's unconditional call)
+
 
 class Regression(Objective):
     """Regress `prediction` on `path` from `data (N, *data_shape)` (model space, on its device).
@@ -35,7 +42,8 @@ class Regression(Objective):
     fixed standard-normal partners of the data (reflow); no coupling then applies.
     `t_span`: where times are drawn (default: the path's). `self_condition`: train a
     self-conditioned model (`flowforge.training.self_conditioning`). `coupling_name`: the
-    coupling's registered name, for messages.
+    coupling's registered name, for messages. `label_dropout`: train a class-conditional model
+    on `labels` (see the module docstring); None: the model never sees labels.
 
     >>> objective = Regression(CondOT(), "velocity", data, coupling=ExactOT())
     >>> reflow = Regression(CondOT(), "velocity", generated, noise=their_noise)
@@ -55,6 +63,7 @@ class Regression(Objective):
         t_span: tuple[float, float] | None = None,
         self_condition: bool = False,
         coupling_name: str | None = None,
+        label_dropout: float | None = None,
     ):
         self.path = path
         self.prediction = check_prediction(prediction)
@@ -67,6 +76,7 @@ class Regression(Objective):
         self.labels = self._check_labels(labels, data)
         self.t_span = tuple(path.t_span if t_span is None else t_span)
         self.self_condition = self_condition
+        self.label_dropout = self._check_dropout(label_dropout)
 
     @classmethod
     def from_spec(
@@ -79,6 +89,7 @@ class Regression(Objective):
         labels: Tensor | None = None,
         noise: Tensor | None = None,
         t_span: tuple[float, float] | None = None,
+        label_dropout: float | None = None,
     ) -> Regression:
         """The objective `config` (a spec's `train` section) describes."""
         sampler = registry.create(
@@ -97,7 +108,20 @@ class Regression(Objective):
             t_span=t_span,
             self_condition=config.self_condition,
             coupling_name=config.coupling.name,
+            label_dropout=label_dropout,
         )
+
+    def _check_dropout(self, p: float | None) -> float | None:
+        if p is None:
+            return None
+        if self.labels is None:
+            raise InvalidArgumentError(
+                "a class-conditional model needs labels: the dataset has none; use a labelled "
+                "dataset, or train an unconditional model"
+            )
+        if not 0 <= p < 1:
+            raise InvalidArgumentError(f"label_dropout must be in [0, 1), got {p}")
+        return float(p)
 
     def _check_noise(self, noise: Tensor | None, data: Tensor) -> Tensor | None:
         if noise is None:
@@ -131,8 +155,8 @@ class Regression(Objective):
         return labels.to(data.device)
 
     def draw(self, n: int, generator: torch.Generator) -> Batch:
-        """Data indices, times, noise (or the fixed partners), the coupling and the
-        self-conditioning mask, in that order from `generator`."""
+        """Data indices, times, noise (or the fixed partners), the coupling, the
+        self-conditioning mask and the dropped labels, in that order from `generator`."""
         device = self.data.device
         idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
         x_1 = self.data[idx]
@@ -151,9 +175,15 @@ class Regression(Objective):
                 batch["weight"] = pairs.weight
         if self.self_condition:
             batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)
+        if self.label_dropout is not None:
+            labels = self.labels[idx]
+            drop = torch.rand(n, generator=generator, device=device) < self.label_dropout
+            batch["label"] = torch.where(drop, torch.full_like(labels, NULL_LABEL), labels)
         return batch
 
     def loss(self, network: Network, batch: Batch) -> Tensor:
+        if "label" in batch:
+            network = _with_label(network, batch["label"])
         field = network
         if self.self_condition:
             field = self_conditioning.self_conditioned_call(
@@ -170,3 +200,12 @@ class Regression(Objective):
         )
         weight = batch.get("weight")
         return per if weight is None else per * weight.to(per.dtype)
+
+
+def _with_label(network: Network, labels: Tensor) -> Network:
+    """`network` called with the batch's class labels as the keyword `label`."""
+
+    def call(x_t: Tensor, t: Tensor, **kwargs) -> Tensor:
+        return network(x_t, t, label=labels, **kwargs)
+
+    return call
