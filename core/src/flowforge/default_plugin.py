@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from flowforge.data import GaussianMixture2D, TwoMoons
+from flowforge.discrete import (
+    SVDD,
+    Ancestral,
+    CTMCEuler,
+    DiscreteCFG,
+    Infill,
+    MaskedPath,
+    MDLMCached,
+    TauLeaping,
+    UniformPath,
+)
 from flowforge.guidance import (
     CFG,
     DDNM,
@@ -58,6 +69,8 @@ def register_paths(register):
     register("vp_linear", VPLinear)
     register("ve", VE)
     register("edm", EDM)
+    register("masked", MaskedPath, summary="Absorbing (masked) discrete diffusion on tokens")
+    register("uniform", UniformPath, summary="Uniform discrete diffusion on tokens")
 
 
 @hookimpl
@@ -80,6 +93,10 @@ def register_solvers(register):
     register("euler_maruyama", EulerMaruyama)
     register("dpm_solver_pp_sde", DPMSolverPPSDE)
     register("predictor_corrector", PredictorCorrector)
+    register("ancestral", Ancestral, summary="Discrete: exact posterior (Tweedie) steps")
+    register("mdlm_cached", MDLMCached, summary="Discrete: ancestral with the RADD/MDLM cache")
+    register("tau_leaping", TauLeaping, summary="Discrete: tau-leaping of the reverse CTMC")
+    register("ctmc_euler", CTMCEuler, summary="Discrete: Euler steps of the reverse CTMC")
 
 
 @hookimpl
@@ -94,6 +111,9 @@ def register_guidance(register):
     register("red_diff", REDDiff, summary="Variational posterior mean (Mardani et al. 2023)")
     register("flowchef", FlowChef, summary="Gradient-free steering of a flow (Patel et al. 2024)")
     register("smc", SMC, summary="Twisted SMC corrector, exact as particles grow")
+    register("discrete_cfg", DiscreteCFG, summary="Discrete: classifier-free guidance on logits")
+    register("svdd", SVDD, summary="Discrete: soft value-based decoding with a reward")
+    register("infill", Infill, summary="Discrete: clamped tokens (prefix, suffix, any positions)")
 
 
 @hookimpl

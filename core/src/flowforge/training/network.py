@@ -33,7 +33,7 @@ def check_bf16(device: torch.device) -> None:
 
 
 class Network:
-    """`(x_t, t, **kwargs) -> prediction` of `model`, in `x_t`'s dtype.
+    """`(x_t, t, **kwargs) -> prediction` of `model`, in `x_t`'s dtype (float32 for tokens).
 
     `precision`: `float32` calls the model as it is; `bf16` runs it under
     `torch.autocast(dtype=torch.bfloat16)` on the device of its input. `compile`: call
@@ -57,4 +57,5 @@ class Network:
             return self.module(x_t, t, **kwargs)
         with torch.autocast(device_type=x_t.device.type, dtype=torch.bfloat16):
             out = self.module(x_t, t, **kwargs)
-        return out.to(x_t.dtype)
+        # token states (int64) give float logits: those come back in float32
+        return out.to(x_t.dtype if x_t.is_floating_point() else torch.float32)

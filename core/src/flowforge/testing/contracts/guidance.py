@@ -23,6 +23,7 @@ import flowforge
 from flowforge import registry
 from flowforge.field import Dynamics, Prediction
 from flowforge.guidance import Guidance
+from flowforge.solvers.base import Discrete
 from flowforge.targets import GaussianMixture
 from flowforge.testing.contracts.base import Contract
 
@@ -57,6 +58,15 @@ class GuidanceContract(Contract):
     prediction: ClassVar[str] = "velocity"
     event_shape: ClassVar[tuple[int, ...]] = (2,)
     batch = 4
+
+    @pytest.fixture(autouse=True)
+    def _continuous_only(self, component_name: str | None) -> None:
+        """Discrete guidance (`Discrete` marker) steers CTMC samplers, tested in its own suite."""
+        if component_name is None:
+            return
+        factory = registry.get(self.kind, component_name).factory
+        if isinstance(factory, type) and issubclass(factory, Discrete):
+            pytest.skip(f"{component_name} steers discrete (CTMC) samplers")
 
     @pytest.fixture
     def field(self) -> Callable[..., Tensor]:
