@@ -42,6 +42,13 @@ class _SharedCall(Dynamics):
         )
 
 
+def _steps(solver: Solver, nfe: int) -> int | None:
+    try:
+        return solver.steps_for_nfe(nfe)
+    except InvalidArgumentError:
+        return None
+
+
 def _solvers(path: ProductPath, solvers: Mapping[str, Any], nfe: int) -> dict[str, Solver]:
     out = {}
     for k in path.paths:
@@ -52,7 +59,7 @@ def _solvers(path: ProductPath, solvers: Mapping[str, Any], nfe: int) -> dict[st
         if discrete != isinstance(s, DiscreteSolver):
             kind = "a discrete" if discrete else "a continuous"
             raise InvalidArgumentError(f"key {k!r} needs {kind} solver, got {s.name!r}")
-        if not discrete and (isinstance(s, Adaptive) or s.steps_for_nfe(nfe) != nfe):
+        if not discrete and (isinstance(s, Adaptive) or _steps(s, nfe) != nfe):
             raise InvalidArgumentError(
                 f"solver {s.name!r} for key {k!r} does not make one evaluation per step; mixed "
                 "states share one network call per step (euler, ddim, dpm_solver_pp, ...)"
