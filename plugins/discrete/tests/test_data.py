@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 from flowforge_discrete.data import Fasta, FastaParams, Text, TextParams, read_fasta
@@ -61,8 +63,11 @@ def test_fasta_rejects_headerless_files(tmp_path):
         read_fasta(f)
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("qm9pack") is None or importlib.util.find_spec("rdkit") is None,
+    reason="QM9 SMILES need flowforge-discrete[molecules]",
+)
 def test_qm9_smiles_subset():
-    pytest.importorskip("rdkit")
     from flowforge_discrete.data import QM9Smiles, QM9SmilesParams
     from flowforge_discrete.metrics import canonical
 
