@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import torch
 
+import flowforge
 from flowforge import registry
+from flowforge.solvers import exponential
 from flowforge.solvers.exponential import Schedule, inverse_square_integrals, lagrange
+from flowforge.targets import GaussianMixture
 
 F64 = dict(dtype=torch.float64)
 
@@ -40,3 +44,48 @@ def test_schedule_flags_infinite_log_snr_ends(path_name):
     assert s.data_end.tolist() == [True, False]
     assert torch.equal(s.decay[0, 0], torch.tensor(0.0, **F64))  # e^-h exactly 0, no inf * 0
     assert bool(torch.isfinite(s.nu).all())
+
+
+GM = GaussianMixture(means=[[-1.0, 0.5], [1.0, -0.5]], stds=[0.4, 0.6], weights=[0.4, 0.6])
+FAMILY = [
+    ("ipndm", {}),
+    ("ipndm", {"variable": "rho"}),
+    ("unipc", {}),
+    ("deis", {"variable": "lambda"}),
+    ("dpm_solver_pp", {"order": 3}),
+    ("dpm_solver_pp_hb", {}),
+]
+
+
+def _solve(name: str, params: dict, path_name: str, kind: str) -> torch.Tensor:
+    path = registry.create("path", path_name)
+    x0 = torch.randn(8, 2, generator=torch.Generator().manual_seed(1), **F64)
+    return flowforge.sample(
+        GM.field(path, kind), x0 * path.sigma(torch.tensor(0.05, **F64)), path=path,
+        prediction=kind, solver=registry.create("solver", name, **params), nfe=9,
+        t_span=(0.05, 1.0),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("path_name", "kind"), [("cond_ot", "velocity"), ("vp_cosine", "noise")])
+@pytest.mark.parametrize(("name", "params"), FAMILY)
+def test_cpu_program_computes_the_weighted_sums(name, params, path_name, kind, monkeypatch):
+    """The CPU program (kept prediction forms, Python weights) equals the weight tensors."""
+    program = _solve(name, params, path_name, kind)
+    monkeypatch.setattr(exponential, "host_program", lambda weights, x: None)
+    tensors = _solve(name, params, path_name, kind)
+    torch.testing.assert_close(program, tensors, rtol=1e-11, atol=1e-11)
+
+
+def test_order_four_reads_each_earlier_node_once():
+    """iPNDM(4) on a velocity model: x_n, output_n, three kept forms and the new form's one
+    multiply-add per step, instead of both vectors of every node (8), except next to the switch
+    between the data and noise forms, whose nodes keep both."""
+    path = registry.create("path", "cond_ot")
+    solver = registry.create("solver", "ipndm")
+    grid = torch.linspace(0, 1, 21, **F64)[:, None]
+    weights = solver.weights(Schedule(path, "velocity", grid)).w
+    program = exponential.host_program(weights, torch.zeros(1, **F64))
+    ops = [len(s.terms) + isinstance(s.keep, float) for s in program]
+    assert statistics.median(ops) == 6 and max(ops) <= 8
+    assert min(len(row.nonzero()) for row in weights[3:, :, 0]) == 8

@@ -14,16 +14,17 @@ from flowforge.field import Dynamics
 from flowforge.solvers.base import ODE, Multistep, Solver, StepInfo, steps_from_nfe
 from flowforge.solvers.dpm_solver_pp import DPMSolverPP
 from flowforge.solvers.exponential import (
+    ExponentialSolver,
     Schedule,
     Weights,
+    cached_host,
+    cached_weights,
     combine,
     empty_window,
-    host_schedule,
     host_table,
     on_device,
 )
 
-SCALARS = ("rate", "x", "new", "old")
 Beta = Annotated[float, Field(gt=0, le=1, description="damping beta in (0, 1]; 1: no momentum")]
 
 
@@ -31,9 +32,15 @@ class Momentum(Solver, ODE, Multistep):
     """Abstract: DPM-Solver++(2M) (module `dpm_solver_pp`) with a momentum average `v`.
 
     Per step n: `v <- v + rate_n (target_n - v)` (target: a combination of the window), then
-    `x <- a_n x + new_n v_{n+1} + old_n v_n`. `init` precomputes every coefficient.
-    Wizadwongsa, Chinchuthakun, Khungurn, Raj & Suwajanakorn 2023, "Diffusion Sampling with
-    Momentum for Mitigating Divergence Artifacts". One evaluation per step (nfe = steps).
+    `x <- a_n x + new_n v_{n+1} + old_n v_n`. Wizadwongsa, Chinchuthakun, Khungurn, Raj &
+    Suwajanakorn 2023, "Diffusion Sampling with Momentum for Mitigating Divergence Artifacts".
+    One evaluation per step (nfe = steps).
+
+    The average is not carried: what the last step added through it, `new_{n-1} v_n`, is
+    `x_n - y_n` with `y_{n+1} = a_n x_n + old_n v_n`, so a step is one weighted sum of the window
+    and `y` (`recurrence`), every coefficient precomputed for the grid; where `old` is 0 (HB),
+    `y_n = a_{n-1} x_{n-1}` and the method is a plain two-step one. `new` is nonzero on any grid
+    without zero-length steps (c0 = alpha_t (1 - e^{-h}) with alpha_t > 0).
     """
 
     beta: float
@@ -49,41 +56,29 @@ class Momentum(Solver, ODE, Multistep):
         weights `plain` without its state term, the state factor `a` and `c0 = alpha_t(1-e^-h)`.
         """
 
-    def init(
-        self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
-    ) -> Any:
-        s = host_schedule(f, grid)
+    def recurrence(self, s: Schedule) -> tuple[Weights, dict[str, Tensor]]:
+        """`x_{n+1} = w . window_n + y_n * y`, `y_{n+1} = yx x_n + yy y_n` (`(S, B)` each; `a`
+        too). With `B = new (1 - rate) + old` and `k_n = 1 / new_{n-1}` (0 at n = 0: v_0 = 0),
+        `v_n = k_n (x_n - y_n)` turns `x_{n+1} = a x_n + new rate target + B v_n` into this."""
         plain = DPMSolverPP(order=2).weights(s)
         a = s.sigma[1:] / s.sigma[:-1]
         a[-1] = torch.where(s.data_end, 0.0, a[-1])
         plain.add("x", 0, -a)
         c0 = s.alpha[1:] * (1 - s.decay)
-        parts = self.coefficients(s, plain, a, c0)
-        parts["x"] = a
-        table = host_table(parts["target"], x)
-        if table is None:
-            steps = {k: on_device(v, x) for k, v in parts.items()}
-        else:  # CPU, shared weights: per step (target pairs, rate, x, new, old) as numbers
-            scalars = [parts[k][:, 0].tolist() for k in SCALARS]
-            steps = [(row, *values) for row, *values in zip(table, *scalars, strict=True)]
-        return steps, empty_window(self.width, x), torch.zeros_like(x), f.prediction
+        p = self.coefficients(s, plain, a, c0)
+        new, rate, old = p["new"], p["rate"], p["old"]
+        k = torch.cat((torch.zeros_like(new[:1]), 1 / new[:-1]))
+        carried = (new * (1 - rate) + old) * k
+        w = Weights(s, self.width)
+        w.w = (new * rate)[:, None] * p["target"]
+        w.w[:, 0] += a + carried
+        return w, {"y": -carried, "yx": a + old * k, "yy": -old * k, "a": a}
 
-    def step(
-        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
-    ) -> tuple[Tensor, Any]:
-        steps, window, v, kind = state
-        n = info.index
-        pred = f(x, t0)
-        out = pred.value if pred.kind == kind else pred.as_(kind)
-        window = (x, out, *window[:-2])
-        if isinstance(steps, list):
-            target, rate, a, new, old = steps[n]
-            v_new = torch.lerp(v, combine(target, window), rate)
-            x = (x * a).add_(v_new, alpha=new).add_(v, alpha=old)
-        else:
-            v_new = torch.lerp(v, combine(steps["target"][n], window), steps["rate"][n])
-            x = steps["x"][n] * x + steps["new"][n] * v_new + steps["old"][n] * v
-        return x, (steps, window, v_new, kind)
+
+def _host_rows(tables: Tensor, x: Tensor) -> list | None:
+    """`host_table` of both rows of every step of `tables (S, 2, 5, 1)`, or None."""
+    rows = host_table(tables.flatten(0, 1), x)
+    return None if rows is None else list(zip(rows[0::2], rows[1::2], strict=True))
 
 
 def _first_full(rate: Tensor, s: Schedule) -> Tensor:
@@ -96,7 +91,7 @@ def _first_full(rate: Tensor, s: Schedule) -> Tensor:
 
 
 @dataclass(frozen=True)
-class HeavyBall(Momentum):
+class HeavyBall(ExponentialSolver, Momentum):
     """DPM-Solver++(2M) with Polyak's heavy ball (HB, the paper's eq. 14 on DPM-Solver++):
 
         v_{n+1} = (1 - beta) v_n + beta D^_n,   x_{n+1} = (sigma_{n+1}/sigma_n) x_n + c0 v_{n+1}
@@ -116,6 +111,7 @@ class HeavyBall(Momentum):
 
     beta: Beta = 0.7
     name = "dpm_solver_pp_hb"
+    width = 2
 
     @property
     def order(self) -> int:  # type: ignore[override]
@@ -124,6 +120,13 @@ class HeavyBall(Momentum):
     def coefficients(self, s: Schedule, plain: Weights, a: Tensor, c0: Tensor) -> dict:
         rate = _first_full(torch.full_like(c0, self.beta), s)
         return {"target": plain.w / c0[:, None], "rate": rate, "new": c0, "old": 0 * c0}
+
+    def weights(self, schedule: Schedule) -> Weights:
+        """`recurrence` with `y_n = a_{n-1} x_{n-1}` (old = 0): weights on two nodes."""
+        w, parts = self.recurrence(schedule)
+        a = parts["a"]
+        w.w[1:, 2] += parts["y"][1:] * a[:-1]
+        return w
 
 
 @dataclass(frozen=True)
@@ -162,3 +165,29 @@ class GeneralizedHeavyBall(Momentum):
         g[-1] = torch.where(s.data_end, 0.0, g[-1])
         rate = _first_full(torch.full_like(c0, self.beta), s)
         return {"target": target.w, "rate": rate, "new": c0 * (1 + g), "old": -c0 * g}
+
+    def tables(self, s: Schedule) -> Tensor:
+        """`(S, 2, 5, B)`: the weights of `x_{n+1}` and of `y_{n+1}` on the window
+        `(x_n, out_n, x_{n-1}, out_{n-1}, y_n)` (`recurrence`)."""
+        w, parts = self.recurrence(s)
+        to_x = torch.cat((w.w, parts["y"][:, None]), dim=1)
+        to_y = torch.zeros_like(to_x)
+        to_y[:, 0], to_y[:, 4] = parts["yx"], parts["yy"]
+        return torch.stack((to_x, to_y), dim=1)
+
+    def init(
+        self, f: Dynamics, x: Tensor, grid: Tensor, generator: torch.Generator | None = None
+    ) -> Any:
+        tables = cached_weights(self, f, grid, self.tables)
+        rows = cached_host(tables, x, _host_rows) or on_device(tables, x)
+        return rows, empty_window(self.width, x), torch.zeros_like(x), f.prediction
+
+    def step(
+        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
+    ) -> tuple[Tensor, Any]:
+        rows, window, y, kind = state
+        pred = f(x, t0)
+        out = pred.value if pred.kind == kind else pred.as_(kind)
+        window = (x, out, *window[:2], y)
+        to_x, to_y = rows[info.index]
+        return combine(to_x, window), (rows, window[:2], combine(to_y, window), kind)
