@@ -1,0 +1,229 @@
+"""QM9 molecule generation benchmark: train within a time budget (resumable), sample at several
+NFE, report EDM's metrics beside the EDM and EquiFM anchors.
+
+Trains the plugin's EGNN flow (cond_ot, velocity, equivariant OT coupling) on QM9 with hydrogens
+for `--train-seconds` of this invocation (checkpoints in `--run-dir`, so repeated invocations add
+up; `--max-steps` caps the total), then samples `--samples` molecules at each `--nfe` with
+`--solver` and reports atom and molecule stability, RDKit validity, V x U, novelty, FCD against
+the test split and sampling throughput, plus the training budget used. Prints a table and writes
+`benchmarks/molecules.json`.
+
+    python benchmarks/molecules.py --data qm9_fixture --train-seconds 30 --samples 64 \\
+        --nfe 20 --hidden 32 --layers 2 --no-fcd                    # CPU smoke, about a minute
+    python benchmarks/molecules.py --train-seconds 1500 --samples 10000   # GPU (see --help)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from flowforge_molecules.atom_counts import AtomCounts
+from flowforge_molecules.coupling import EquivariantOT
+from flowforge_molecules.encoding import OneHotEncoding
+from flowforge_molecules.metrics.context import MoleculeMetricContext
+from flowforge_molecules.metrics.registered import FCDMetric, Stability, Validity
+from flowforge_molecules.models import EGNNParams, build_egnn
+from flowforge_molecules.objective import MoleculeObjective
+from flowforge_molecules.sampling import sample_molecules
+
+from flowforge import registry
+from flowforge.data.standardize import Standardizer
+from flowforge.paths import CondOT
+from flowforge.spec.models import TrainSpec
+from flowforge.training.checkpoint import CheckpointDir
+from flowforge.training.time_samplers import LogitNormal
+from flowforge.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+# (atom stability, molecule stability, validity) in %, QM9 with H, 1000 sampling steps
+ANCHORS = {
+    "EDM (Hoogeboom et al. 2022)": (98.7, 82.0, 91.9),
+    "EquiFM (Song et al. 2023)": (98.9, 88.3, 94.7),
+}
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="qm9", choices=["qm9", "qm9_fixture"])
+    p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=9)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument(
+        "--train-seconds",
+        type=float,
+        default=60.0,
+        help="training time of this invocation (added to earlier ones)",
+    )
+    p.add_argument("--max-steps", type=int, default=1_000_000, help="total step cap")
+    p.add_argument("--precision", default="float32", choices=["float32", "bf16"])
+    p.add_argument("--no-ot", action="store_true", help="independent coupling")
+    p.add_argument("--run-dir", default="runs/bench_molecules", help="checkpoints (resume)")
+    p.add_argument("--samples", type=int, default=10000)
+    p.add_argument("--sample-batch", type=int, default=1000)
+    p.add_argument("--nfe", default="20,50,100")
+    p.add_argument("--solver", default="dpm_solver_pp")
+    p.add_argument("--no-fcd", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args()
+
+
+def train(args, dataset, enc, model, device) -> dict:
+    """Train for `args.train_seconds` from the newest checkpoint; returns the budget used."""
+    state = dataset.states()["train"]
+    objective = MoleculeObjective(
+        CondOT(),
+        "velocity",
+        enc,
+        enc.encode(state).to(device),
+        state.mask.to(device),
+        time_sampler=LogitNormal(),
+        coupling=None if args.no_ot else EquivariantOT(),
+    )
+    config = TrainSpec(
+        steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_warmup=1000,
+        ema_decay=0.999,
+        precision=args.precision,
+        checkpoint_every=10**9,
+        log_every=100,
+    )
+    trainer = Trainer(
+        model, objective, config, generator=torch.Generator(device).manual_seed(args.seed)
+    )
+    ckpts = CheckpointDir(Path(args.run_dir) / "checkpoints", keep=2)
+    latest = ckpts.load_latest(map_location=device)
+    seconds_before = 0.0
+    if latest is not None:
+        trainer.load_state_dict(latest)
+        seconds_before = float(latest.get("train_seconds", 0.0))
+    start, losses = time.perf_counter(), []
+    while trainer.step < args.max_steps and time.perf_counter() - start < args.train_seconds:
+        trainer.train_step()
+        if trainer.step % 100 == 0:
+            loss = trainer.take_log()
+            losses.append(loss)
+            print(f"step {trainer.step}  loss {loss:.4f}", flush=True)
+    spent = time.perf_counter() - start
+    ckpts.save(trainer.step, {**trainer.state_dict(), "train_seconds": seconds_before + spent})
+    model.load_state_dict(trainer.ema.state_dict())
+    model.eval()
+    return {
+        "train_steps": trainer.step,
+        "train_seconds_total": seconds_before + spent,
+        "train_seconds_this_run": spent,
+        "batch_size": args.batch_size,
+        "last_loss": losses[-1] if losses else None,
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+    }
+
+
+def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
+    train = dataset.states()["train"]
+    counts = AtomCounts.from_mask(train.mask)
+    gen = torch.Generator(device).manual_seed(args.seed + nfe)
+    states, seconds, left = [], 0.0, args.samples
+    while left > 0:
+        b = min(args.sample_batch, left)
+        n_atoms = counts.sample(b, gen)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        states.append(
+            sample_molecules(
+                model,
+                CondOT(),
+                "velocity",
+                enc,
+                n_atoms,
+                solver=args.solver,
+                nfe=nfe,
+                max_atoms=train.mask.shape[1],
+                generator=gen,
+                device=device,
+            ).to("cpu")
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - t0
+        left -= b
+    mols = [m for s in states for m in s.to_lists(enc.elements)]
+    mols_split = dataset.molecules()
+    ctx = MoleculeMetricContext(
+        samples=torch.zeros(0),
+        test=torch.zeros(0),
+        dataset=dataset,
+        field=model,
+        path=CondOT(),
+        prediction="velocity",
+        standardizer=Standardizer(torch.zeros(0), torch.ones(0)),
+        generator=torch.Generator().manual_seed(0),
+        device=device,
+        molecules=mols,
+        train_smiles=list(mols_split["train"].smiles),
+        reference_smiles=list(mols_split["test"].smiles),
+    )
+    out = {"nfe": nfe, "molecules_per_second": len(mols) / seconds}
+    out.update(Stability().compute(ctx))
+    out.update(Validity().compute(ctx))
+    if not args.no_fcd:
+        out.update(FCDMetric().compute(ctx))
+    return out
+
+
+def main() -> None:
+    args = parse()
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    params = {"limit": args.limit} if args.data == "qm9" and args.limit else {}
+    dataset = registry.create("dataset", args.data, **params)
+    enc = OneHotEncoding(dataset.elements)
+    model = build_egnn(
+        EGNNParams(hidden=args.hidden, layers=args.layers), num_features=enc.num_features
+    ).to(device)
+    budget = train(args, dataset, enc, model, device)
+    rows = [evaluate(args, dataset, enc, model, device, int(n)) for n in args.nfe.split(",")]
+    result = {
+        "config": vars(args),
+        "training": budget,
+        "results": rows,
+        "anchors": {
+            k: dict(zip(("atom_stability", "mol_stability", "validity"), v, strict=True))
+            for k, v in ANCHORS.items()
+        },
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(
+        f"\nQM9 ({args.data}), {args.samples} samples, solver {args.solver}; trained "
+        f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s"
+    )
+    head = (
+        f"{'method':<34}{'NFE':>6}{'atom%':>8}{'mol%':>8}{'valid%':>8}{'VxU%':>8}"
+        f"{'novel%':>8}{'FCD':>8}{'mol/s':>9}"
+    )
+    print(head)
+    for r in rows:
+        print(
+            f"{'flowforge EGNN + cond_ot + eq-OT':<34}{r['nfe']:>6}"
+            f"{100 * r['atom_stability']:>8.1f}{100 * r['mol_stability']:>8.1f}"
+            f"{100 * r['validity']:>8.1f}{100 * r['valid_and_unique']:>8.1f}"
+            f"{100 * r.get('novelty', float('nan')):>8.1f}{r.get('fcd', float('nan')):>8.2f}"
+            f"{r['molecules_per_second']:>9.1f}"
+        )
+    for name, (a, m, v) in ANCHORS.items():
+        print(f"{name:<34}{1000:>6}{a:>8.1f}{m:>8.1f}{v:>8.1f}{'':>8}{'':>8}{'':>8}{'':>9}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

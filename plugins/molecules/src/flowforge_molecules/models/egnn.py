@@ -1,0 +1,85 @@
+"""E(n)-equivariant graph network (Satorras et al. 2021) on dense, masked, fully connected graphs.
+
+Messages read invariants only (node features, squared distances, extra edge invariants), and
+coordinates move along relative vectors `x_i - x_j` weighted by invariant scalars, so the output
+positions rotate, reflect, translate and permute with the input; padding atoms neither send nor
+receive messages. Plain torch: no scatter or cluster extensions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _mlp(d_in: int, d_hidden: int, d_out: int, final_act: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(d_in, d_hidden), nn.SiLU(), nn.Linear(d_hidden, d_out)]
+    if final_act:
+        layers.append(nn.SiLU())
+    return nn.Sequential(*layers)
+
+
+class EGNNLayer(nn.Module):
+    """One equivariant message-passing layer: `(x, h) -> (x', h')`.
+
+    `x' = x + sum_j (x_i - x_j) / (|x_i - x_j| + 1) * phi_x(m_ij) / norm` (EDM's normalised,
+    tanh-bounded update), `h' = h + phi_h(h_i, sum_j m_ij / norm)`.
+    """
+
+    def __init__(self, hidden: int, edge_dim: int, coords_range: float = 15.0, norm: float = 1.0):
+        super().__init__()
+        self.edge = _mlp(2 * hidden + 1 + edge_dim, hidden, hidden, final_act=True)
+        self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
+        self.node = _mlp(2 * hidden, hidden, hidden)
+        self.coord = _mlp(hidden, hidden, 1)
+        nn.init.xavier_uniform_(self.coord[-1].weight, gain=0.001)
+        self.coords_range = coords_range
+        self.norm = norm
+
+    def forward(
+        self, x: Tensor, h: Tensor, edge_mask: Tensor, edge_attr: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        n = x.shape[1]
+        diff = x[:, :, None, :] - x[:, None, :, :]
+        d2 = (diff**2).sum(-1, keepdim=True)
+        hi = h[:, :, None, :].expand(-1, -1, n, -1)
+        hj = h[:, None, :, :].expand(-1, n, -1, -1)
+        m = self.edge(torch.cat([hi, hj, d2, edge_attr], -1))
+        m = m * self.gate(m) * edge_mask
+        agg = m.sum(2) / self.norm
+        h = h + self.node(torch.cat([h, agg], -1))
+        unit = diff / (torch.sqrt(d2 + 1e-8) + 1.0)
+        step = torch.tanh(self.coord(m)) * self.coords_range
+        x = x + (unit * step * edge_mask).sum(2) / self.norm
+        return x, h
+
+
+class EGNN(nn.Module):
+    """A stack of `EGNNLayer`s with input and output embeddings of the node features.
+
+    `forward(x (B, N, 3), h (B, N, d_in), mask (B, N), edge_attr (B, N, N, E))` ->
+    `(x_out (B, N, 3), h_out (B, N, d_out))`; padding rows are returned as they came in.
+    """
+
+    def __init__(self, d_in: int, d_out: int, hidden: int, layers: int, edge_dim: int, norm: float):
+        super().__init__()
+        self.embed = nn.Linear(d_in, hidden)
+        self.layers = nn.ModuleList(
+            EGNNLayer(hidden, edge_dim + 1, norm=norm) for _ in range(layers)
+        )
+        self.out = nn.Linear(hidden, d_out)
+
+    def forward(
+        self, x: Tensor, h: Tensor, mask: Tensor, edge_attr: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        node = mask.to(x.dtype).unsqueeze(-1)
+        n = x.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        edge_mask = (mask[:, :, None] & mask[:, None, :] & ~eye).to(x.dtype).unsqueeze(-1)
+        d0 = ((x[:, :, None] - x[:, None, :]) ** 2).sum(-1, keepdim=True)
+        edge_attr = torch.cat([edge_attr, d0], -1)
+        h = self.embed(h) * node
+        for layer in self.layers:
+            x, h = layer(x, h, edge_mask, edge_attr)
+            h = h * node
+        return x * node, self.out(h) * node
