@@ -37,15 +37,20 @@ def command(spec: str, resume: bool, output: str | None, device: str) -> None:
     """Train, sample and evaluate SPEC; write the run directory and print its metrics.
 
     Ctrl-C (or SIGTERM) during training saves a checkpoint and prints the command to resume.
+    Data-parallel on N GPUs (or CPU processes): torchrun --nproc_per_node=N -m flowforge run SPEC.
     """
+    from flowforge.distributed import env_rank
     from flowforge.experiment.runner import execute
 
     console = Console()
     try:
         outcome = execute(spec, resume=resume, output=output, device=device)
     except RunInterrupted as err:
-        click.secho(str(err), fg="yellow", err=True)
+        if env_rank() == 0:  # under torchrun the main process reports
+            click.secho(str(err), fg="yellow", err=True)
         raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+    if env_rank() != 0:
+        return
     table = Table(title=f"{outcome.run.root}", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")

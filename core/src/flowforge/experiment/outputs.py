@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from flowforge.distributed import current
 from flowforge.experiment.directory import RunDir
 from flowforge.experiment.plots import plot_loss, plot_samples
 from flowforge.experiment.report import write_report
@@ -22,7 +23,12 @@ def write_outputs(
     record: dict[str, Any],
     resume_command: str,
 ) -> None:
-    """`samples` and `test` in data units; `metrics` the evaluation, `record` training/timing."""
+    """`samples` and `test` in data units; `metrics` the evaluation, `record` training/timing.
+
+    In a data-parallel run only the main process writes (the others hold the same results).
+    """
+    if not current().is_main:
+        return
     files = [run.spec_path, *write_samples(samples, run.samples)]
     if spec.output.plots:
         run.plots.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from flowforge.distributed import current
 from flowforge.experiment.directory import RunDir
 from flowforge.experiment.outputs import run_checkpoints
 from flowforge.experiment.plots import plot_loss, plot_posterior
@@ -48,7 +49,10 @@ def write_reconstructions(
     record: dict[str, Any],
     resume_command: str,
 ) -> list[Path]:
-    """Write every file of the run and its report; returns the files written."""
+    """Write every file of the run and its report; returns the files written (none outside
+    the main process of a data-parallel run)."""
+    if not current().is_main:
+        return []
     arrays = {
         "measurement.npy": result.y,
         "ground_truth.npy": result.truth,

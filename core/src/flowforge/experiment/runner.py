@@ -3,6 +3,9 @@
 A fresh run writes the resolved spec to `<root>/<name>/<timestamp>/spec.yaml` first. `--resume`
 takes a run directory, or a spec file (then the newest run of that spec's name); it always
 continues with the run's own `spec.yaml`, so a resumed run is the run it continues.
+
+Under `torchrun` (several processes) the process group is set up here: the main process creates
+the run directory and the others open it; only the main process shows progress and writes.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
-from flowforge import registry
-from flowforge.errors import InvalidArgumentError, SpecError
+from flowforge import distributed, registry
+from flowforge.errors import FlowforgeError, InvalidArgumentError, SpecError
 from flowforge.experiment.directory import RunDir
 from flowforge.experiment.progress import make_progress
 from flowforge.spec import dump_spec, load_spec
@@ -42,9 +45,11 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def resume_command(run: RunDir, device: str) -> str:
-    """The exact command line that resumes `run`."""
+def resume_command(run: RunDir, device: str, processes: int = 1) -> str:
+    """The exact command line that resumes `run` (under `torchrun` for several processes)."""
     cmd = ["flowforge", "run", "--resume", str(run.root)]
+    if processes > 1:
+        cmd = ["torchrun", "--standalone", f"--nproc_per_node={processes}", "-m", *cmd]
     if device != "auto":
         cmd += ["--device", device]
     return shlex.join(cmd)
@@ -99,6 +104,24 @@ def _run_to_resume(source: Path, output: str | Path | None) -> RunDir:
     return run
 
 
+def _prepare_once(
+    world: distributed.World, source: str | Path, resume: bool, output: str | Path | None
+) -> tuple[ExperimentSpec, RunDir]:
+    """`prepare` in the main process; the others open the run directory it chose."""
+    if not world.active:
+        return prepare(source, resume=resume, output=output)
+    root = None
+    try:
+        if world.is_main:
+            root = str(prepare(source, resume=resume, output=output)[1].root)
+    finally:
+        root = world.broadcast(root)
+    if root is None:
+        raise FlowforgeError("the main process could not prepare the run; see its error")
+    run = RunDir(root)
+    return load_spec(run.spec_path), run
+
+
 def _problem(source: Path, message: str) -> SpecError:
     return SpecError([("", message)], str(source))
 
@@ -112,17 +135,29 @@ def execute(
     progress: Progress | None = None,
 ) -> RunOutcome:
     """Run (or resume) the spec at `source` with its task (`task:`, default `generate`)."""
-    torch_device = resolve_device(device)
-    spec, run = prepare(source, resume=resume, output=output)
+    with distributed.process_group(resolve_device(device)) as torch_device:
+        return _execute(source, resume, output, device, torch_device, progress)
+
+
+def _execute(
+    source: str | Path,
+    resume: bool,
+    output: str | Path | None,
+    device: str,
+    torch_device: torch.device,
+    progress: Progress | None,
+) -> RunOutcome:
+    world = distributed.current()
+    spec, run = _prepare_once(world, source, resume, output)
     task: Task = registry.get("task", spec.task.name).build(spec.task.params)
-    progress = progress or make_progress()
+    progress = progress or make_progress(disable=not world.is_main)
     ctx = TaskContext(
         spec=spec,
         run=run,
         device=torch_device,
         resume=resume,
         progress=progress,
-        resume_command=resume_command(run, device),
+        resume_command=resume_command(run, device, world.size),
     )
     with progress:
         metrics = task.run(ctx)

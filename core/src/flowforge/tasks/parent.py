@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flowforge.distributed import current
 from flowforge.errors import FlowforgeError, SpecError
 from flowforge.experiment.directory import RunDir
 from flowforge.spec import load_spec
@@ -56,17 +57,22 @@ def find_parent(ctx: TaskContext) -> Parent:
         parent = Parent(run, load_spec(run.spec_path), Path(saved["checkpoint"]))
     else:
         parent = _resolve(ctx.spec.train.parent)
-        record.write_text(
-            json.dumps(
-                {
-                    "run": str(parent.run.root.resolve()),
-                    "checkpoint": str(parent.checkpoint.resolve()),
-                }
-            )
-            + "\n"
-        )
+        if current().is_main:
+            _record(record, parent)
     _check_compatible(ctx.spec, parent)
     return parent
+
+
+def _record(record: Path, parent: Parent) -> None:
+    record.write_text(
+        json.dumps(
+            {
+                "run": str(parent.run.root.resolve()),
+                "checkpoint": str(parent.checkpoint.resolve()),
+            }
+        )
+        + "\n"
+    )
 
 
 def _resolve(ref: str) -> Parent:

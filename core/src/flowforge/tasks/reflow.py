@@ -15,6 +15,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from flowforge.data.standardize import Standardizer
+from flowforge.distributed import current
 from flowforge.errors import CheckpointError, InvalidArgumentError, SpecError
 from flowforge.paths.base import AffinePath
 from flowforge.tasks.base import TaskContext
@@ -111,5 +112,6 @@ def _pairs(
         t_span=spec.sample.t_span,
         on_batch=lambda n: ctx.progress.update(bar, advance=n),
     )
-    save_checkpoint(file, {"noise": pairs.noise, "data": pairs.data, "made_by": made_by})
+    if current().is_main:
+        save_checkpoint(file, {"noise": pairs.noise, "data": pairs.data, "made_by": made_by})
     return pairs

@@ -4,7 +4,8 @@ Every stage (`fit`, `reflow`, `distill`) builds its own objective and `Trainer`,
 to `TrainingRun.train`, which writes checkpoints (the trainer's state, the standardizer, a
 `meta` description checked on resume, and the stage's own extra entries), appends the log to
 `metrics.jsonl` (and TensorBoard if asked), drives the progress bar, and turns SIGINT/SIGTERM
-into a final checkpoint and `RunInterrupted` with the resume command.
+into a final checkpoint and `RunInterrupted` with the resume command. In a data-parallel run
+every process reads the checkpoint it resumes from, and the main process alone writes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from flowforge.data.standardize import Standardizer
+from flowforge.distributed import current
 from flowforge.experiment.signals import RunInterrupted, StopOnSignal
 from flowforge.experiment.tensorboard import TensorBoardLog
 from flowforge.tasks.base import TaskContext
@@ -82,6 +84,8 @@ class TrainingRun:
                 ctx.progress.update(self._bar, info=f"loss {record['loss']:.4f}")
 
         def on_signal(name: str) -> None:
+            if not current().is_main:
+                return
             ctx.progress.console.print(
                 f"[yellow]{name} received: saving a checkpoint and stopping (again to abort)"
             )
@@ -107,12 +111,14 @@ class TrainingRun:
         return summary
 
     def _start(self, step: int) -> None:
-        """First trainer: drop log records after the resumed step, open the bar and board."""
-        ctx = self.ctx
-        ctx.run.truncate_log(step)
+        """First trainer: drop log records after the resumed step, open the bar and board (the
+        log and board in the main process only: the trainer logs there alone)."""
+        ctx, main = self.ctx, current().is_main
+        if main:
+            ctx.run.truncate_log(step)
         total = ctx.spec.train.steps
         self._bar = ctx.progress.add_task("train", total=total, completed=step, info="")
-        if ctx.spec.train.tensorboard:
+        if ctx.spec.train.tensorboard and main:
             directory = ctx.run.root / "tensorboard"
             self._board = TensorBoardLog(directory, purge_step=step if step else None)
 

@@ -133,14 +133,17 @@ class Distillation(Objective):
     def steps(self) -> int:
         return self.grid.shape[0] - 1
 
-    def draw(self, n: int, generator: torch.Generator) -> Batch:
-        """Data indices, the interval of each sample, then the noise, from `generator`."""
+    def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
+        """Data indices, the interval of each sample, then the noise, from `generator` (for all
+        `n` samples, then cut to `part`)."""
         device = self.data.device
+        rows = slice(None) if part is None else part
         idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
-        x_1 = self.data[idx]
+        x_1 = self.data[idx[rows]]
         v = self.time_sampler.sample(n, self.path, generator=generator, like=x_1, t_span=(0, 1))
-        k = (v * self.steps).long().clamp(0, self.steps - 1)
-        x_0 = torch.randn(x_1.shape, generator=generator, device=device, dtype=x_1.dtype)
+        k = (v[rows] * self.steps).long().clamp(0, self.steps - 1)
+        shape = (n, *x_1.shape[1:])
+        x_0 = torch.randn(shape, generator=generator, device=device, dtype=x_1.dtype)[rows]
         return {"x_1": x_1, "x_0": x_0, "k": k}
 
     def loss(self, network: Network, batch: Batch) -> Tensor:

@@ -49,16 +49,27 @@ class EMA:
         It stays on the device, so a skipped step costs no host synchronisation.
         """
         decay = self.decay_at(step)
+        # one multi-tensor lerp per dtype: a kernel launch per parameter would dominate the
+        # step of a small model on a GPU
+        groups: dict[torch.dtype, tuple[list[Tensor], list[Tensor]]] = {}
         for name, value in model.state_dict().items():
             shadow = self.shadow[name]
             if decay and value.is_floating_point():
-                weight = 1.0 - decay
-                if where is not None:
-                    shadow.lerp_(value, where.to(value.dtype) * weight)
-                else:
-                    shadow.lerp_(value, weight)
+                shadows, values = groups.setdefault(value.dtype, ([], []))
+                shadows.append(shadow)
+                values.append(value)
             else:
                 shadow.copy_(value)
+        weight = 1.0 - decay
+        for dtype, (shadows, values) in groups.items():
+            if where is None:
+                torch._foreach_lerp_(shadows, values, weight)
+            else:
+                # shadow += where * weight * (value - shadow): a 0-d tensor factor, never read
+                # on the host (a tensor weight for _foreach_lerp_ would be)
+                steps = torch._foreach_sub(values, shadows)
+                torch._foreach_mul_(steps, where.to(dtype) * weight)
+                torch._foreach_add_(shadows, steps)
 
     @contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:

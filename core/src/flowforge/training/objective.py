@@ -2,10 +2,12 @@
 
 The trainer is generic over objectives. `draw` produces the whole batch of a step, the one
 place where a step's randomness is drawn (from the trainer's generator), so gradient
-accumulation splits the same batch into micro-batches and a data-parallel trainer can shard
-it. `loss` scores any (micro-)batch sample by sample; the trainer sums and divides by the
-whole batch's size, so a step's gradient is that of the mean over the whole batch however it
-is split.
+accumulation splits the same batch into micro-batches. A data-parallel trainer passes `part`,
+the rows of the global batch its process trains on: every process draws the same random numbers
+(for the whole batch) and keeps its rows, so the processes together train on exactly the batch
+one process would draw, and their generators stay equal. `loss` scores any (micro-)batch sample
+by sample; the trainer sums and divides by the whole batch's size, so a step's gradient is that
+of the mean over the whole batch however it is split.
 
 A batch is a dict of tensors that share their leading (batch) dimension.
 """
@@ -28,12 +30,14 @@ class Objective(abc.ABC):
     """Base of training objectives (`Regression`, `Distillation`).
 
     >>> batch = objective.draw(256, generator)        # every random draw of the step
+    >>> mine = objective.draw(256, generator, part=slice(128, 256))   # rank 1 of 2
     >>> per_sample = objective.loss(network, batch)   # (256,), differentiable
     """
 
     @abc.abstractmethod
-    def draw(self, n: int, generator: torch.Generator) -> Batch:
-        """The random inputs of one step's `n` samples, drawn from `generator`."""
+    def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
+        """The random inputs of one step's `n` samples, drawn from `generator`; with `part`,
+        only those rows; `generator` advances alike for every part of one size."""
 
     @abc.abstractmethod
     def loss(self, network: Network, batch: Batch) -> Tensor:

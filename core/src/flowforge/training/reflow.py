@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from flowforge.distributed import SeededBatch, sharded_sample
 from flowforge.driver import sample
 from flowforge.likelihood import prior_std
 from flowforge.paths.base import AffinePath
@@ -49,18 +50,19 @@ def generate_pairs(
 ) -> Pairs:
     """`n` pairs of the flow of `field`, in batches, on the CPU.
 
-    Each batch draws standard noise `x_0` from `generator` and solves the probability-flow ODE
-    from `sigma(t0) x_0` at `t0` to `t1` (`t_span`, default the path's) with `solver` in `nfe`
-    evaluations. A stateful field (`SelfConditioned`) is reset before each solve.
+    Each batch draws standard noise `x_0` from its own generator (seeded by one draw from
+    `generator` and its first index: `flowforge.distributed.sharded_sample`) and solves the
+    probability-flow ODE from `sigma(t0) x_0` at `t0` to `t1` (`t_span`, default the path's)
+    with `solver` in `nfe` evaluations. A stateful field (`SelfConditioned`) is reset before each
+    solve. In a data-parallel run the processes share the batches, and each returns all pairs.
 
     >>> pairs = generate_pairs(model, CondOT(), "velocity", 10_000, data_shape=(2,),
     ...                        solver="rk4", nfe=40, generator=gen)
     """
     t0 = path.t_span[0] if t_span is None else t_span[0]
-    noises, ends, remaining = [], [], n
-    while remaining > 0:
-        size = min(batch_size, remaining)
-        x_0 = torch.randn((size, *data_shape), generator=generator, device=device)
+
+    def solve(batch: SeededBatch) -> tuple[Tensor, Tensor]:
+        x_0 = torch.randn((batch.size, *data_shape), generator=batch.generator, device=device)
         x_init = expand_like(prior_std(path, t0, x_0), x_0) * x_0
         if hasattr(field, "reset"):
             field.reset()
@@ -72,11 +74,12 @@ def generate_pairs(
             solver=solver,
             nfe=nfe,
             t_span=t_span,
-            generator=generator,
+            generator=batch.generator,
         )
-        noises.append(x_0.cpu())
-        ends.append(x_1.cpu())
-        remaining -= size
-        if on_batch is not None:
-            on_batch(size)
-    return Pairs(torch.cat(noises), torch.cat(ends))
+        return x_0.cpu(), x_1.cpu()
+
+    empty = torch.empty((0, *data_shape))
+    noise, data = sharded_sample(
+        n, batch_size, generator, solve, empty=(empty, empty), device=device, on_batch=on_batch
+    )
+    return Pairs(noise, data)

@@ -154,30 +154,37 @@ class Regression(Objective):
             )
         return labels.to(data.device)
 
-    def draw(self, n: int, generator: torch.Generator) -> Batch:
+    def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Data indices, times, noise (or the fixed partners), the coupling, the
-        self-conditioning mask and the dropped labels, in that order from `generator`."""
+        self-conditioning mask and the dropped labels, in that order from `generator`.
+
+        With `part`, indices, times, noise, mask and label drops are drawn for all `n` samples
+        and cut to `part`; the coupling then pairs the rows of `part` among themselves (each
+        process of a data-parallel run solves OT on its own shard, as torchcfm does per GPU).
+        """
         device = self.data.device
+        rows = slice(None) if part is None else part
         idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
-        x_1 = self.data[idx]
+        x_1 = self.data[idx[rows]]
         t = self.time_sampler.sample(
             n, self.path, generator=generator, like=x_1, t_span=self.t_span
-        )
+        )[rows]
         batch: Batch = {"x_1": x_1, "t": t}
         if self.noise is not None:
-            batch["x_0"] = self.noise[idx]
+            batch["x_0"] = self.noise[idx[rows]]
         else:
-            x_0 = torch.randn(x_1.shape, generator=generator, device=device, dtype=x_1.dtype)
-            labels = None if self.labels is None else self.labels[idx]
+            shape = (n, *x_1.shape[1:])
+            x_0 = torch.randn(shape, generator=generator, device=device, dtype=x_1.dtype)[rows]
+            labels = None if self.labels is None else self.labels[idx[rows]]
             pairs = self.coupling.pair(x_0, x_1, generator=generator, labels=labels)
             batch.update(x_0=pairs.x_0, x_1=pairs.x_1)
             if pairs.weight is not None:
                 batch["weight"] = pairs.weight
         if self.self_condition:
-            batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)
+            batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)[rows]
         if self.label_dropout is not None:
-            labels = self.labels[idx]
-            drop = torch.rand(n, generator=generator, device=device) < self.label_dropout
+            labels = self.labels[idx[rows]]
+            drop = (torch.rand(n, generator=generator, device=device) < self.label_dropout)[rows]
             batch["label"] = torch.where(drop, torch.full_like(labels, NULL_LABEL), labels)
         return batch
 

@@ -12,10 +12,20 @@ device. A step whose loss or gradient is not finite is skipped on the device (fu
 `found_inf`, the mechanism of `torch.amp.GradScaler`; the EMA is masked the same way). The host
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
+
+Data-parallel (`torchrun`, or any initialised process group: `flowforge.distributed`): every
+process draws the same whole batch from an identical generator and keeps its own rows
+(`Objective.draw(part=...)`), the model is wrapped in `DistributedDataParallel`, which averages
+the gradients across processes after the last micro-batch's backward pass (earlier ones run
+under `no_sync`), and the logged loss is averaged too. So `W` processes take the steps one
+process takes on the same global batch, up to float rounding, and keep identical generators,
+weights and counters: the main process alone logs and writes checkpoints, and every process can
+resume from them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +33,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
+from flowforge.distributed.world import World, current
 from flowforge.errors import CheckpointError, InvalidArgumentError, NumericalError
 from flowforge.spec.models import TrainSpec
 from flowforge.training import rng
@@ -53,7 +65,8 @@ class Trainer:
     `generator` (on the model's device) makes every random draw of training. `span = (start,
     end)`: the steps this trainer covers (default `(0, config.steps)`); the learning-rate
     schedule runs over them and `fit` stops at `end` (progressive distillation trains one round
-    per span).
+    per span). `world`: the processes of a data-parallel run (default: the initialised process
+    group, else one process); `config.batch_size` is the global batch, split evenly among them.
 
     >>> objective = Regression.from_spec(CondOT(), "velocity", train_z, spec.train)
     >>> trainer = Trainer(model, objective, spec.train, generator=gen)
@@ -68,6 +81,7 @@ class Trainer:
         *,
         generator: torch.Generator,
         span: tuple[int, int] | None = None,
+        world: World | None = None,
     ):
         self.model = model
         self.objective = objective
@@ -80,7 +94,10 @@ class Trainer:
         self.device = _device(model)
         if config.precision == "bf16":
             check_bf16(self.device)
-        self.network = Network(model, config.precision, config.compile)
+        self.world = world or current()
+        self.part = self._part(config)
+        self.ddp = self._wrap(model)
+        self.network = Network(self.ddp or model, config.precision, config.compile)
         self.params = [p for p in model.parameters() if p.requires_grad]
         # fused: a step flagged by `found_inf` is skipped on the device (no host sync)
         self.optimizer = torch.optim.AdamW(
@@ -93,20 +110,44 @@ class Trainer:
         self._tally = torch.zeros(4, dtype=torch.float64, device=self.device)
         self._ones = torch.ones(3, dtype=torch.float64, device=self.device)
 
+    def _part(self, config: TrainSpec) -> slice | None:
+        """This process's rows of the global batch (None: all of them, one process)."""
+        if not self.world.active:
+            return None
+        part = self.world.batch_part(config.batch_size)
+        local = part.stop - part.start
+        if local % config.grad_accumulation:
+            raise InvalidArgumentError(
+                f"train.grad_accumulation ({config.grad_accumulation}) must divide each "
+                f"process's share of the batch: train.batch_size {config.batch_size} / "
+                f"{self.world.size} processes = {local}"
+            )
+        return part
+
+    def _wrap(self, model: nn.Module) -> DistributedDataParallel | None:
+        """`model` in `DistributedDataParallel` when several processes train it."""
+        if not self.world.active:
+            return None
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
     # ---- one step -------------------------------------------------------------------------
 
     def draw_batch(self) -> Batch:
-        """The whole batch of the next step: every random draw of the step happens here."""
-        return self.objective.draw(self.config.batch_size, self.generator)
+        """This process's rows of the next step's batch: every random draw of the step happens
+        here (for the whole global batch, on every process)."""
+        if self.part is None:
+            return self.objective.draw(self.config.batch_size, self.generator)
+        return self.objective.draw(self.config.batch_size, self.generator, part=self.part)
 
     def train_step(self) -> None:
         """One optimizer step on one batch; a non-finite step is skipped (on the device)."""
         batch = self.draw_batch()
         self.step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._backward(batch)
-        # The gradient of the whole batch is complete here: data-parallel training would
-        # average it across processes at this point, before clipping.
+        loss = self.world.mean_(self._backward(batch))
+        # The gradient of the whole batch is complete here (DDP averaged it across processes
+        # in the last micro-batch's backward pass), so clipping sees the global gradient.
         norm = self._clip_gradients()
         ok = torch.isfinite(loss) & torch.isfinite(norm)
         # fused AdamW reads `found_inf` as torch.amp.GradScaler sets it: 1 skips the update
@@ -118,12 +159,19 @@ class Trainer:
         self._count(loss, ok)
 
     def _backward(self, batch: Batch) -> Tensor:
-        """Backpropagate the mean loss of `batch` micro-batch by micro-batch; returns it (0-d)."""
+        """Backpropagate the mean loss of `batch` micro-batch by micro-batch; returns it (0-d).
+
+        Data-parallel: gradients are averaged across processes only in the last micro-batch's
+        backward pass (DDP's `no_sync` before it), so accumulation costs one exchange per step.
+        """
         total = None
-        size = self.config.batch_size
-        for micro in split_batch(batch, self.config.grad_accumulation):
-            part = self.objective.loss(self.network, micro).sum() / size
-            part.backward()
+        micros = split_batch(batch, self.config.grad_accumulation)
+        size = sum(next(iter(m.values())).shape[0] for m in micros)
+        for i, micro in enumerate(micros):
+            last = i == len(micros) - 1
+            with contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync():
+                part = self.objective.loss(self.network, micro).sum() / size
+                part.backward()
             total = part.detach() if total is None else total + part.detach()
         return total
 
@@ -200,13 +248,20 @@ class Trainer:
         on forked RNGs (evaluation never changes training), and `on_log` gets its values as
         `eval/<name>`. `should_stop()` is checked before each step: when true, a checkpoint is
         written and the summary says `interrupted=True` (signal handlers use it for Ctrl-C).
+
+        Data-parallel: `on_log` and `on_checkpoint` run in the main process only; `evaluate`
+        runs in every process (it may sample across them); `should_stop` is agreed among the
+        processes every `min(log_every, max_nonfinite)` steps (one small collective), so all of
+        them stop after the same step.
         """
         start, last = time.perf_counter(), None
         cfg, end = self.config, self.span[1]
         check_every = min(cfg.log_every, cfg.max_nonfinite)
+        if not self.world.is_main:
+            on_log = on_checkpoint = None
         self.model.train()
         while self.step < end:
-            if should_stop is not None and should_stop():
+            if should_stop is not None and self._stop(should_stop, check_every):
                 if on_checkpoint is not None:
                     on_checkpoint(self.step)
                 return self._summary(last, True, start)
@@ -229,6 +284,13 @@ class Trainer:
             if on_checkpoint is not None and (self.step % cfg.checkpoint_every == 0 or final):
                 on_checkpoint(self.step)
         return self._summary(last, False, start)
+
+    def _stop(self, should_stop: Callable[[], bool], every: int) -> bool:
+        """`should_stop()`, in every process alike: each step alone, every `every` steps when
+        several processes must agree (a collective and a host read)."""
+        if not self.world.active:
+            return should_stop()
+        return self.step % every == 0 and self.world.any(should_stop())
 
     def evaluate(self, fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
         """`fn(model)` with the EMA weights loaded, in eval mode, on forked global RNGs."""
