@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import flowforge
+from flowforge.distributed import seeded_batches
 from flowforge.paths import CondOT
 from flowforge.spec.models import SampleSpec
 from flowforge.targets import GaussianMixture
@@ -30,7 +31,8 @@ def test_spec_time_grid_file_is_the_tuned_grid(tuned_file):
     kw = dict(data_shape=(2,), device=torch.device("cpu"))
     field = GM.field(CondOT())
     ours = generate_samples(field, CondOT(), "velocity", spec, generator=torch.Generator(), **kw)
-    noise = torch.randn(8, 2, generator=torch.Generator())
+    (batch,) = seeded_batches(8, spec.batch_size, torch.Generator())  # the one batch's draws
+    noise = torch.randn(8, 2, generator=batch.generator)
     grid = load_schedule(tuned_file)
     direct = flowforge.sample(
         field, noise, path="cond_ot", prediction="velocity", solver="midpoint", nfe=6,

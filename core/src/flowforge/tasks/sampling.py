@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flowforge.distributed import SeededBatch, sharded_sample
 from flowforge.driver import sample
 from flowforge.errors import InvalidArgumentError
 from flowforge.likelihood import prior_sample
@@ -44,21 +45,23 @@ def generate_samples(
 ) -> Tensor:
     """`spec.num_samples` samples `(N, *data_shape)` in model space, on the CPU.
 
-    Each batch of `spec.batch_size` starts from `sigma(t0) * N(0, I)` drawn from `generator`
-    (see `flowforge.likelihood.prior_sample`) and is solved with `flowforge.sample` using the
-    spec's solver, nfe, time grid and t_span. A self-conditioned model
-    (`flowforge.training.self_conditioning`) is sampled through `SelfConditioned`, reset for
-    each batch.
+    Each batch of `spec.batch_size` draws from its own generator, seeded by one draw from
+    `generator` and its first sample's index: it starts from `sigma(t0) * N(0, I)` (see
+    `flowforge.likelihood.prior_sample`) and is solved with `flowforge.sample` using the spec's
+    solver, nfe, time grid and t_span. In a data-parallel run the processes share the batches
+    and each returns all samples, equal to one process's (`flowforge.distributed.sharded_sample`).
+    A self-conditioned model (`flowforge.training.self_conditioning`) is sampled through
+    `SelfConditioned`, reset for each batch.
     """
     solver = build("solver", spec.solver, "sample.solver")
     grid = sampling_grid(spec, solver)
     if takes_self_condition(field):
         field = SelfConditioned(field, path, prediction)
     t0 = spec.t_span[0] if spec.t_span is not None else path.t_span[0]
-    out, remaining = [], spec.num_samples
-    while remaining > 0:
-        batch = min(spec.batch_size, remaining)
-        x_init = prior_sample(path, (batch, *data_shape), t0, generator, device=device)
+
+    def solve(batch: SeededBatch) -> tuple[Tensor]:
+        shape = (batch.size, *data_shape)
+        x_init = prior_sample(path, shape, t0, batch.generator, device=device)
         if isinstance(field, SelfConditioned):
             field.reset()
         x = sample(
@@ -71,10 +74,18 @@ def generate_samples(
             t_span=spec.t_span,
             time_grid=grid,
             guidance=list(guidance) or None,
-            generator=generator,
+            generator=batch.generator,
         )
-        out.append(x.cpu())
-        remaining -= batch
-        if on_batch is not None:
-            on_batch(batch)
-    return torch.cat(out)
+        return (x.cpu(),)
+
+    empty = (torch.empty((0, *data_shape)),)
+    (samples,) = sharded_sample(
+        spec.num_samples,
+        spec.batch_size,
+        generator,
+        solve,
+        empty=empty,
+        device=device,
+        on_batch=on_batch,
+    )
+    return samples
