@@ -7,7 +7,11 @@ import torch
 
 from flowforge.distributed import World, spawn
 from flowforge.errors import InvalidArgumentError
+from flowforge.models import MLP
+from flowforge.paths import CondOT
+from flowforge.spec.models import TrainSpec
 from flowforge.testing import ddp
+from flowforge.training import Objective, Regression, Trainer
 
 # The global batch 32 splits into two shards of 16, each into two micro-batches; self-
 # conditioning, stratified times and an EMA warm-up draw from the generator alongside the data.
@@ -80,3 +84,22 @@ def test_global_batch_must_split_evenly_among_processes():
     spans = World(0, 3).spans(10)
     assert [len(s) for s in spans] == [4, 3, 3]
     assert [i for s in spans for i in s] == list(range(10))
+
+
+class _NoPart(Objective):
+    def draw(self, n, generator):
+        return {"x": torch.zeros(n, 2)}
+
+    def loss(self, network, batch):
+        return batch["x"].sum(1)
+
+
+def test_a_trainer_of_several_processes_refuses_what_it_cannot_split():
+    model, config = MLP(2, 8, 1, 4), TrainSpec(steps=1, batch_size=32, grad_accumulation=4)
+    gen = torch.Generator()
+    with pytest.raises(InvalidArgumentError, match=r"_NoPart.draw\(n, generator\) takes no `part`"):
+        Trainer(model, _NoPart(), config, generator=gen, world=World(0, 2))
+    objective = Regression(CondOT(), "velocity", torch.randn(64, 2))
+    with pytest.raises(InvalidArgumentError, match=r"grad_accumulation \(4\) must divide .* = 5"):
+        Trainer(model, objective, config.model_copy(update={"batch_size": 10}), generator=gen,
+                world=World(1, 2))  # fmt: skip

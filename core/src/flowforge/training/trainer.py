@@ -26,6 +26,7 @@ resume from them.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,6 +115,13 @@ class Trainer:
         """This process's rows of the global batch (None: all of them, one process)."""
         if not self.world.active:
             return None
+        if "part" not in inspect.signature(self.objective.draw).parameters:
+            raise InvalidArgumentError(
+                f"{type(self.objective).__name__}.draw(n, generator) takes no `part`, so it "
+                f"cannot be trained by {self.world.size} processes: add `part: slice | None = "
+                "None` and return those rows of the batch drawn for all n samples "
+                "(flowforge.training.Objective.draw), or train in one process"
+            )
         part = self.world.batch_part(config.batch_size)
         local = part.stop - part.start
         if local % config.grad_accumulation:
