@@ -9,7 +9,7 @@ import torch
 import flowforge
 from flowforge import registry
 from flowforge.errors import NumericalError
-from flowforge.solvers import Solver
+from flowforge.solvers import ExplicitRK, Solver
 from flowforge.targets import GaussianMixture
 
 GM = GaussianMixture(means=[[-1.0, 0.5], [1.0, -0.5]], stds=[0.4, 0.6], weights=[0.4, 0.6])
@@ -77,3 +77,18 @@ def test_noise_prediction_is_finite_up_to_the_data_end(solver, kind):
     """The data end is never evaluated, so noise/score predictions reach t = 1 exactly."""
     ref = solve(solver, "vp_cosine", "velocity", (0.05, 1.0))
     torch.testing.assert_close(solve(solver, "vp_cosine", kind, (0.05, 1.0)), ref)
+
+
+@pytest.mark.parametrize("kind", ["data", "noise", "score"])
+@pytest.mark.parametrize("solver", ["euler", "heun", "midpoint", "rk4"])
+def test_runge_kutta_converts_with_the_grids_coefficients(solver, kind, monkeypatch):
+    """The precomputed `velocity = p x + q output` of every stage equals the prediction's own
+    conversion, for a shared grid (numbers) and per-sample spans (tensors) alike."""
+    t0 = torch.tensor([0.05, 0.1, 0.05, 0.2, 0.05, 0.3, 0.05, 0.1], dtype=torch.float64)
+    nfe = {"heun": 9, "rk4": 12}.get(solver, 10)
+    runs = [solve(solver, "vp_cosine", kind, span, nfe) for span in [(0.05, 0.95), (t0, 0.95)]]
+    monkeypatch.setattr(ExplicitRK, "init", lambda *args, **kwargs: None)
+    for span, fast in zip([(0.05, 0.95), (t0, 0.95)], runs, strict=True):
+        plain = solve(solver, "vp_cosine", kind, span, nfe)
+        assert torch.isfinite(plain).all()
+        torch.testing.assert_close(fast, plain, rtol=1e-12, atol=1e-12)

@@ -5,13 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import torch
 from pydantic import Field
 from torch import Tensor
 
 from flowforge.field import Dynamics
 from flowforge.solvers.base import StepInfo
-from flowforge.solvers.reverse_sde import Diffusion, SDEState, StochasticSolver, diffusion_rate
+from flowforge.solvers.euler import Euler
+from flowforge.solvers.reverse_sde import (
+    BrownianState,
+    Diffusion,
+    SDEState,
+    StochasticSolver,
+    diffusion_rate,
+)
 from flowforge.tensors import expand_like
 
 
@@ -42,13 +48,17 @@ class EulerMaruyama(StochasticSolver):
     order = 1
     name = "euler_maruyama"
 
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+        """At eta = 0, `euler`'s state (its velocity coefficients), so the numbers are euler's."""
+        return SDEState(Euler().init(f, x, grid) if self.eta == 0 else None, None, noise)
+
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
     ) -> tuple[Tensor, SDEState]:
+        if self.eta == 0:
+            return Euler().step(f, x, t0, t1, state.engine, info)[0], state
         pred = f(x, t0)
         dt = expand_like(t1 - t0, x)
-        if self.eta == 0:
-            return torch.addcmul(x, dt, pred.velocity), state  # euler's arithmetic exactly
         g2_half = self.eta * f.path.sigma(t0) ** 2 * diffusion_rate(f.path, t0, self.diffusion)
         dw, noise = state.noise.advance(t1)
         drift = pred.velocity + dt.sign() * expand_like(g2_half, x) * pred.score

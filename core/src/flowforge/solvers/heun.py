@@ -33,6 +33,7 @@ class Heun(ExplicitRK):
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
     ) -> tuple[Tensor, Any]:
-        if info.last:
-            return Euler().rk_step(f, x, t0, t1), state
-        return self.rk_step(f, x, t0, t1), state
+        coefficients = None if state is None else state[info.index]
+        if info.last:  # Euler's one stage is this tableau's first (c = 0)
+            return Euler().rk_step(f, x, t0, t1, coefficients), state
+        return self.rk_step(f, x, t0, t1, coefficients), state
