@@ -45,3 +45,49 @@ def test_label_dropout_needs_labels_and_a_probability():
         Regression(
             CondOT(), "velocity", torch.randn(10, 2), labels=torch.arange(10), label_dropout=1.0
         )
+
+
+def test_generate_samples_passes_each_sample_its_label():
+    from flowforge.spec.models import SampleSpec
+    from flowforge.tasks.sampling import generate_samples
+
+    def model(x_t, t, label=None):
+        # a field whose flow ends at the label: x_1 = x_0 + label for cond-OT velocity
+        return label.to(x_t.dtype)[:, None].expand_as(x_t)
+
+    labels = torch.arange(10) % 3
+    spec = SampleSpec(solver="euler", nfe=2, num_samples=10, batch_size=4)
+    gen = torch.Generator().manual_seed(0)
+    z = generate_samples(
+        model,
+        CondOT(),
+        "velocity",
+        spec,
+        data_shape=(1,),
+        generator=gen,
+        device=torch.device("cpu"),
+        labels=labels,
+    )
+    gen = torch.Generator().manual_seed(0)
+    z0 = generate_samples(
+        lambda x, t, label=None: torch.zeros_like(x),
+        CondOT(),
+        "velocity",
+        spec,
+        data_shape=(1,),
+        generator=gen,
+        device=torch.device("cpu"),
+        labels=labels,
+    )
+    assert torch.allclose(z - z0, labels[:, None].float())
+    with pytest.raises(InvalidArgumentError, match="one class per sample"):
+        generate_samples(
+            model,
+            CondOT(),
+            "velocity",
+            spec,
+            data_shape=(1,),
+            generator=gen,
+            device=torch.device("cpu"),
+            labels=labels[:5],
+        )

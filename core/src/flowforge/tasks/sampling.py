@@ -42,8 +42,12 @@ def generate_samples(
     device: torch.device,
     guidance: Sequence[Any] = (),
     on_batch: Callable[[int], None] | None = None,
+    labels: Tensor | None = None,
 ) -> Tensor:
     """`spec.num_samples` samples `(N, *data_shape)` in model space, on the CPU.
+
+    `labels (N,)`: the class of each sample, passed to a class-conditional model as
+    `label=` (`cond` of `flowforge.sample`, so `cfg` guidance applies); None: no condition.
 
     Each batch of `spec.batch_size` draws from its own generator, seeded by one draw from
     `generator` and its first sample's index: it starts from `sigma(t0) * N(0, I)` (see
@@ -58,8 +62,15 @@ def generate_samples(
     if takes_self_condition(field):
         field = SelfConditioned(field, path, prediction)
     t0 = spec.t_span[0] if spec.t_span is not None else path.t_span[0]
+    if labels is not None and labels.shape != (spec.num_samples,):
+        raise InvalidArgumentError(
+            f"labels must give one class per sample, shape ({spec.num_samples},); got "
+            f"{tuple(labels.shape)}"
+        )
 
     def solve(batch: SeededBatch) -> tuple[Tensor]:
+        rows = slice(batch.start, batch.start + batch.size)
+        cond = None if labels is None else {"label": labels[rows].to(device)}
         shape = (batch.size, *data_shape)
         x_init = prior_sample(path, shape, t0, batch.generator, device=device)
         if isinstance(field, SelfConditioned):
@@ -75,6 +86,7 @@ def generate_samples(
             time_grid=grid,
             guidance=list(guidance) or None,
             generator=batch.generator,
+            cond=cond,
         )
         return (x.cpu(),)
 
