@@ -1,0 +1,1 @@
+"""Image metrics in the feature space of in-repo LeNet classifiers, likelihood and restoration."""

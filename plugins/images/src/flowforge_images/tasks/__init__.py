@@ -1,0 +1,1 @@
+"""Image tasks: generation with CFG sweeps, restoration with baselines, editing by inversion."""
