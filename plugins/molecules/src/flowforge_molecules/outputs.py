@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from rdkit import Chem
-from rdkit.Chem import AllChem, Draw
+from rdkit.Chem import AllChem
 
 from flowforge_molecules.io import write_sdf, write_xyz
 from flowforge_molecules.metrics.chemistry import to_rdkit, valid_smiles
@@ -25,7 +26,16 @@ def write_molecules(molecules: Sequence[Molecule], directory: Path) -> list[Path
 
 
 def depiction_grid(molecules: Sequence[Molecule], out: Path, count: int = 24) -> Path | None:
-    """A PNG grid of 2-D depictions of the first `count` valid molecules (None if none)."""
+    """A PNG grid of 2-D depictions of the first `count` valid molecules (None if none, or when
+    RDKit's drawing code cannot load: it needs the system's X rendering libraries, which headless
+    machines may lack; a warning says so and the run's other outputs are unaffected)."""
+    try:
+        from rdkit.Chem import Draw
+    except ImportError as err:
+        warnings.warn(
+            f"no depiction grid: RDKit's drawing module does not load ({err})", stacklevel=2
+        )
+        return None
     drawn, legends = [], []
     for m in molecules:
         smiles = valid_smiles(to_rdkit(*m))
