@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.coupling import EquivariantOT
@@ -187,7 +188,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     params = {"limit": args.limit} if args.data == "qm9" and args.limit else {}
     dataset = registry.create("dataset", args.data, **params)
-    enc = OneHotEncoding(dataset.elements)
+    # QM9 has a few atoms of formal charge -2 (120 of 2.36 M): the vocabulary is the data's own.
+    charges = sorted({int(c) for m in dataset.molecules().values() for c in np.unique(m.charge)})
+    enc = OneHotEncoding(dataset.elements, charges=tuple(charges))
     model = build_egnn(
         EGNNParams(hidden=args.hidden, layers=args.layers), num_features=enc.num_features
     ).to(device)
