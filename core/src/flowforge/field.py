@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -150,6 +151,19 @@ class Dynamics:
             return known[2]
         return None
 
+    @contextmanager
+    def rows(self, index: Tensor, batch: int) -> Iterator[None]:
+        """Within the block the network sees only rows `index (n,)` of a solve of `batch`
+        samples: the condition's per-sample tensors (first dimension `batch`) are cut alike.
+        For solvers that evaluate a subset of the samples (dopri5: those still running)."""
+        full = self.cond
+        if index.shape[0] != batch:
+            self.cond = {k: _take_rows(v, index, batch) for k, v in full.items()}
+        try:
+            yield
+        finally:
+            self.cond = full
+
     def memory(self, owner: object) -> dict[str, Any]:
         """Scratch space of `owner` (a guidance method) for the current solve."""
         return self._memory.setdefault(id(owner), {})
@@ -158,3 +172,10 @@ class Dynamics:
         """Forget the previous solve's scratch state (`last`, `step`, memory, reused output)."""
         self.step, self.last, self._known = None, None, None
         self._memory.clear()
+
+
+def _take_rows(value: Any, index: Tensor, batch: int) -> Any:
+    """Rows `index` of a per-sample tensor (first dimension `batch`); anything else as it is."""
+    if isinstance(value, Tensor) and value.ndim and value.shape[0] == batch:
+        return value[index]
+    return value

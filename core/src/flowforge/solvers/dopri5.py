@@ -125,17 +125,21 @@ class Dopri5(Solver, ODE, Adaptive):
         rejected = torch.zeros_like(running)
         traj, times = [x], [t0]
         idx = running.nonzero()[:, 0]
+        batch = t.shape[0]
         if len(idx):
             budget.check(1, t)
-            k1[idx] = f(y[idx], t[idx]).velocity
-        h = self._initial_step(f, y, t, t1, k1, idx, budget)
+            with f.rows(idx, batch):
+                k1[idx] = f(y[idx], t[idx]).velocity
+        with f.rows(idx, batch):
+            h = self._initial_step(f, y, t, t1, k1, idx, budget)
         while len(idx := running.nonzero()[:, 0]):
             budget.check(6, t)
             rest = (t1 - t)[idx].abs()
             # Land exactly on t1 rather than leave a sliver of less than 1% of a step.
             hit = 1.01 * h[idx] >= rest
             dt = torch.where(hit, rest, h[idx]) * direction[idx]
-            y_new, k7, err = self._attempt(f, y[idx], t[idx], k1[idx], dt)
+            with f.rows(idx, batch):  # per-sample conditions follow the running samples
+                y_new, k7, err = self._attempt(f, y[idx], t[idx], k1[idx], dt)
             scale = self.atol + self.rtol * torch.maximum(y[idx].abs(), y_new.abs())
             norm = _rms(err / scale).nan_to_num(nan=torch.inf)
             accept = norm <= 1.0
