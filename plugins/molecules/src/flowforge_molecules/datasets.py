@@ -20,7 +20,7 @@ from torch import Tensor
 
 from flowforge.data.base import SPLITS, Dataset
 from flowforge.errors import InvalidArgumentError
-from flowforge_molecules.elements import QM9_ELEMENTS, symbol
+from flowforge_molecules.elements import CHARGES, QM9_ELEMENTS, symbol
 from flowforge_molecules.io import read_molecules
 from flowforge_molecules.molecules import Molecules
 from flowforge_molecules.qm9 import edm_split, load_qm9
@@ -44,6 +44,13 @@ class MoleculeDataset(Dataset):
     @property
     def property_names(self) -> tuple[str, ...]:
         return self.molecules()["train"].property_names
+
+    @property
+    def charges(self) -> tuple[int, ...]:
+        """The formal-charge vocabulary: -1, 0, +1 and any other charge in the data (QM9 holds
+        120 atoms of charge -2 among 2.36 M)."""
+        found = {int(c) for m in self.molecules().values() for c in np.unique(m.charge)}
+        return tuple(sorted(found | set(CHARGES)))
 
     @property
     def max_atoms(self) -> int:

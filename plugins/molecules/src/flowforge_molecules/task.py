@@ -1,8 +1,11 @@
 """The `molecules` task: train an equivariant flow on molecules, sample, evaluate, write SDF/XYZ.
 
-Training uses the core `Trainer` (checkpoints, resume, EMA, bf16) with `MoleculeObjective`;
-sampling uses `flowforge.sample` with any registered solver and guidance (`cfg` on a
-property-conditioned model, `classifier` with the invariant property regressor); evaluation runs
+`task.params.state` picks the generator's state. `onehot` (EDM-style): training uses the core
+`Trainer` (checkpoints, resume, EMA, bf16) with `MoleculeObjective`; sampling uses
+`flowforge.sample` with any registered solver and guidance (`cfg` on a property-conditioned model,
+`classifier` with the invariant property regressor). `product`: the same `Trainer` with
+`ProductObjective`, sampling by the core mixed sampler (`sample_product`) with `cfg` as the only
+guidance. Evaluation runs
 the spec's registered metrics on a `MoleculeMetricContext`. Outputs: `samples/samples.sdf`,
 `samples/samples.xyz`, `plots/molecules.png` (2-D depictions), `plots/loss.png`,
 `metrics.json`, `report.md`.
@@ -19,10 +22,12 @@ from torch import Tensor, nn
 
 from flowforge import registry
 from flowforge.data.standardize import Standardizer
+from flowforge.discrete import DiscreteSolver
 from flowforge.errors import SpecError
 from flowforge.experiment.outputs import run_checkpoints
 from flowforge.experiment.plots import plot_loss
 from flowforge.experiment.report import write_report
+from flowforge.guidance.cfg import CFG
 from flowforge.guidance.classifier import Classifier
 from flowforge.tasks.base import Task, TaskContext
 from flowforge.tasks.components import build, build_affine_path
@@ -35,8 +40,12 @@ from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.datasets import MoleculeDataset
 from flowforge_molecules.encoding import OneHotEncoding
 from flowforge_molecules.metrics.context import MoleculeMetricContext
+from flowforge_molecules.models.product_head import ProductField
 from flowforge_molecules.objective import MoleculeObjective
 from flowforge_molecules.outputs import depiction_grid, write_molecules
+from flowforge_molecules.product import ProductEncoding
+from flowforge_molecules.product_objective import ProductObjective
+from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.properties import PropertyModel, property_baselines, train_regressor
 from flowforge_molecules.sampling import sample_molecules
 from flowforge_molecules.state import MoleculeState
@@ -45,7 +54,10 @@ from flowforge_molecules.task_params import MoleculesParams
 
 @dataclass(frozen=True)
 class Setup:
-    """What a run is built from: data, encoding, the property columns and the two halves."""
+    """What a run is built from: data, encodings, the property columns and the two halves.
+
+    `encoding` (one-hot) also feeds the property regressor; `product` is set for
+    `state: product`."""
 
     dataset: MoleculeDataset
     encoding: OneHotEncoding
@@ -53,6 +65,7 @@ class Setup:
     generator_data: MoleculeState
     regressor_data: MoleculeState
     scaler: Standardizer
+    product: ProductEncoding | None = None
 
 
 class MoleculesTask(Task):
@@ -62,17 +75,21 @@ class MoleculesTask(Task):
         self.params = params
 
     def run(self, ctx: TaskContext) -> dict[str, float]:
-        setup = self._setup(ctx)
         spec, p = ctx.spec, self.params
         path = build_affine_path(spec.path)
+        setup = self._setup(ctx, path)
         conditioned = bool(p.properties) and p.condition
+        features = (setup.product or setup.encoding).num_features
         model = build(
             "model",
             spec.model,
             "model",
-            num_features=setup.encoding.num_features,
+            num_features=features,
             num_properties=len(setup.columns) if conditioned else 0,
-        ).to(ctx.device)
+        )
+        if setup.product is not None:
+            model = ProductField(model, *setup.product.num_states)
+        model = model.to(ctx.device)
         record = self._train(ctx, setup, model, path, conditioned)
         model.eval()
         regressor = None
@@ -92,7 +109,7 @@ class MoleculesTask(Task):
 
     # ---- set-up -------------------------------------------------------------------------
 
-    def _setup(self, ctx: TaskContext) -> Setup:
+    def _setup(self, ctx: TaskContext, path) -> Setup:
         spec, p = ctx.spec, self.params
         rng.seed_everything(spec.seed)
         dataset = build("dataset", spec.data, "data")
@@ -119,7 +136,10 @@ class MoleculesTask(Task):
             )
         columns = [names.index(q) for q in p.properties]
         encoding = OneHotEncoding(
-            dataset.elements, type_scale=p.type_scale, charge_scale=p.charge_scale
+            dataset.elements,
+            dataset.charges,
+            type_scale=p.type_scale,
+            charge_scale=p.charge_scale,
         )
         train = dataset.states()["train"]
         gen_rows = reg_rows = torch.arange(len(train))
@@ -129,16 +149,60 @@ class MoleculesTask(Task):
             reg_rows, gen_rows = perm[:half].sort().values, perm[half:].sort().values
         props = train.properties[:, columns] if columns else torch.zeros(len(train), 0)
         scaler = Standardizer.fit(props[gen_rows]) if columns else _no_scaler()
+        product = None
+        if p.state == "product":
+            product = ProductEncoding(dataset.elements, path, p.discrete_path, dataset.charges)
+            self._check_product(ctx)
         return Setup(
-            dataset, encoding, columns, train.index(gen_rows), train.index(reg_rows), scaler
+            dataset,
+            encoding,
+            columns,
+            train.index(gen_rows),
+            train.index(reg_rows),
+            scaler,
+            product,
         )
+
+    def _check_product(self, ctx: TaskContext) -> None:
+        """What `state: product` cannot do, named before any training."""
+        spec, p = ctx.spec, self.params
+        issues = []
+        solver = registry.create("solver", p.discrete_solver)
+        if not isinstance(solver, DiscreteSolver):
+            issues.append(
+                (
+                    "task.params.discrete_solver",
+                    f"{p.discrete_solver!r} is not a discrete solver; use ancestral, "
+                    "tau_leaping or ctmc_euler",
+                )
+            )
+        for i, g in enumerate(spec.guidance):
+            if g.name != "cfg":
+                issues.append(
+                    (
+                        f"guidance[{i}]",
+                        f"{g.name!r} is not available with task.params.state: product (only "
+                        "cfg is); use state: onehot for it",
+                    )
+                )
+        if spec.sample.time_grid != "auto":
+            issues.append(
+                (
+                    "sample.time_grid",
+                    "state: product samples on a uniform grid; use auto, or state: onehot",
+                )
+            )
+        if issues:
+            raise SpecError(issues)
 
     def _train(self, ctx: TaskContext, setup: Setup, model: nn.Module, path, conditioned: bool):
         spec, p = ctx.spec, self.params
         meta = checkpoint_meta(ctx, (setup.dataset.max_atoms, setup.encoding.num_features))
         meta.update(
             elements=list(setup.encoding.elements),
+            charges=list(setup.encoding.charges),
             properties=list(p.properties) if conditioned else [],
+            state=p.state if p.state == "onehot" else f"product/{p.discrete_path}",
         )
         if spec.model.checkpoint is not None:
             load_weights(model, spec.model.checkpoint, meta)
@@ -158,19 +222,34 @@ class MoleculesTask(Task):
         props = None
         if conditioned:
             props = setup.scaler.encode(data.properties[:, setup.columns]).to(ctx.device)
-        objective = MoleculeObjective(
-            path,
-            spec.model.prediction,
-            setup.encoding,
-            setup.encoding.encode(data).to(ctx.device),
-            data.mask.to(ctx.device),
-            properties=props,
-            cond_drop=p.cond_drop,
-            loss=spec.train.loss,
-            time_sampler=sampler,
-            coupling=coupling,
-            self_condition=spec.train.self_condition,
-        )
+        if setup.product is not None:
+            encoded = setup.product.encode(data)
+            objective = ProductObjective(
+                setup.product,
+                spec.model.prediction,
+                {k: v.to(ctx.device) for k, v in encoded.items()},
+                properties=props,
+                cond_drop=p.cond_drop,
+                weights=p.loss_weights.model_dump(),
+                discrete_loss=p.discrete_loss,
+                loss=spec.train.loss,
+                time_sampler=sampler,
+                coupling=coupling,
+            )
+        else:
+            objective = MoleculeObjective(
+                path,
+                spec.model.prediction,
+                setup.encoding,
+                setup.encoding.encode(data).to(ctx.device),
+                data.mask.to(ctx.device),
+                properties=props,
+                cond_drop=p.cond_drop,
+                loss=spec.train.loss,
+                time_sampler=sampler,
+                coupling=coupling,
+                self_condition=spec.train.self_condition,
+            )
         training = TrainingRun(ctx, meta)
         trainer = Trainer(
             model, objective, spec.train, generator=rng.generator(spec.seed, "train", ctx.device)
@@ -200,7 +279,7 @@ class MoleculesTask(Task):
     def _sample(self, ctx, setup: Setup, model, path, regressor, conditioned):
         spec, p = ctx.spec, self.params
         solver = build("solver", spec.sample.solver, "sample.solver")
-        grid = sampling_grid(spec.sample, solver)
+        grid = sampling_grid(spec.sample, solver) if setup.product is None else None
         guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
         gen = rng.generator(spec.seed, "sample", ctx.device)
         max_atoms = setup.dataset.max_atoms
@@ -216,23 +295,40 @@ class MoleculesTask(Task):
             if fixed is not None:
                 n_atoms = fixed.sample(b, gen)
             std = setup.scaler.encode(target).to(ctx.device) if setup.columns else None
-            state = sample_molecules(
-                model,
-                path,
-                spec.model.prediction,
-                setup.encoding,
-                n_atoms,
-                solver=solver,
-                nfe=spec.sample.nfe,
-                max_atoms=max_atoms,
-                generator=gen,
-                device=ctx.device,
-                properties=std if conditioned else None,
-                guidance=guidance,
-                bind=_binder(regressor, std),
-                time_grid=grid,
-                t_span=spec.sample.t_span,
-            )
+            if setup.product is not None:
+                state = sample_product(
+                    model,
+                    setup.product,
+                    spec.model.prediction,
+                    n_atoms,
+                    solver=solver,
+                    discrete_solver=self.params.discrete_solver,
+                    nfe=spec.sample.nfe,
+                    max_atoms=max_atoms,
+                    generator=gen,
+                    device=ctx.device,
+                    properties=std if conditioned else None,
+                    cfg=next((g for g in guidance if isinstance(g, CFG)), None),
+                    t_span=spec.sample.t_span,
+                )
+            else:
+                state = sample_molecules(
+                    model,
+                    path,
+                    spec.model.prediction,
+                    setup.encoding,
+                    n_atoms,
+                    solver=solver,
+                    nfe=spec.sample.nfe,
+                    max_atoms=max_atoms,
+                    generator=gen,
+                    device=ctx.device,
+                    properties=std if conditioned else None,
+                    guidance=guidance,
+                    bind=_binder(regressor, std),
+                    time_grid=grid,
+                    t_span=spec.sample.t_span,
+                )
             states.append(state.to("cpu"))
             targets.append(target)
             remaining -= b

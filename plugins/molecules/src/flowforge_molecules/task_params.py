@@ -19,6 +19,16 @@ class RegressorSpec(BaseModel):
     layers: Annotated[int, Field(ge=1)] = 6
 
 
+class LossWeights(BaseModel):
+    """Weights of the product-state loss terms (`state: product`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pos: Annotated[float, Field(ge=0, description="position regression (per coordinate)")] = 1.0
+    atom_type: Annotated[float, Field(ge=0, description="atom-type loss (nats per atom)")] = 1.0
+    charge: Annotated[float, Field(ge=0, description="formal-charge loss (nats per atom)")] = 1.0
+
+
 class MoleculesParams(BaseModel):
     """What the `molecules` task trains, targets and evaluates."""
 
@@ -46,12 +56,35 @@ class MoleculesParams(BaseModel):
         description="fixed property targets in data units; null: drawn with the atom counts "
         "from the generator's training molecules (EDM)",
     )
+    state: Literal["product", "onehot"] = Field(
+        "onehot",
+        description="product: the spec's path on positions and a discrete path on atom types "
+        "and charges (core sample_mixed); onehot: EDM-style, one Gaussian path on positions and "
+        "scaled type/charge one-hots (any core solver and guidance)",
+    )
+    discrete_path: Literal["masked", "uniform"] = Field(
+        "masked", description="state: product: the path of atom types and charges"
+    )
+    discrete_solver: str = Field(
+        "ancestral",
+        description="state: product: the discrete solver of types and charges (ancestral, "
+        "tau_leaping, ctmc_euler); sample.solver moves the positions and must make one "
+        "evaluation per step (euler, ddim, dpm_solver_pp, euler_maruyama, reverse_sde)",
+    )
+    discrete_loss: Literal["elbo", "cross_entropy"] = Field(
+        "elbo",
+        description="state: product, masked path: the ELBO integrand (MDLM) or the plain "
+        "cross-entropy of the masked tokens",
+    )
+    loss_weights: LossWeights = Field(default_factory=LossWeights)
     n_atoms: Annotated[
         int | None, Field(ge=1, description="atoms per molecule; null: the training histogram")
     ] = None
-    type_scale: Annotated[float, Field(gt=0, description="scale of the type one-hots")] = 0.25
+    type_scale: Annotated[
+        float, Field(gt=0, description="state: onehot: scale of the type one-hots")
+    ] = 0.25
     charge_scale: Annotated[
-        float, Field(gt=0, description="scale of the formal-charge one-hots")
+        float, Field(gt=0, description="state: onehot: scale of the formal-charge one-hots")
     ] = 0.25
     regressor: RegressorSpec = Field(default_factory=RegressorSpec)
     depictions: Annotated[
