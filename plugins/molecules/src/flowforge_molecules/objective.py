@@ -61,21 +61,28 @@ class MoleculeObjective(Objective):
         self.coupling = coupling
         self.self_condition = self_condition
 
-    def draw(self, n: int, generator: torch.Generator) -> Batch:
+    def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
+        """Indices, times, noise, the coupling, condition drops and the self-conditioning mask,
+        in that order from `generator`. With `part` (data-parallel training) everything is
+        drawn for all `n` samples and cut to those rows; the coupling pairs them among
+        themselves (`equivariant_ot` aligns each molecule alone, so the parts still make up
+        the whole batch)."""
         device = self.data.device
+        rows = slice(None) if part is None else part
         idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
         x_1, mask = self.data[idx], self.mask[idx]
-        t = self.time_sampler.sample(n, self.path, generator=generator, like=x_1)
-        x_0 = self.encoding.noise(mask, generator, x_1.dtype)
+        t = self.time_sampler.sample(n, self.path, generator=generator, like=x_1)[rows]
+        x_0 = self.encoding.noise(mask, generator, x_1.dtype)[rows]
+        x_1, mask = x_1[rows], mask[rows]
         if self.coupling is not None:
             x_0 = self.coupling.pair(x_0, x_1, generator=generator).x_0
         batch: Batch = {"x_1": x_1, "x_0": x_0, "t": t, "mask": mask}
         if self.properties is not None:
             props = self.properties[idx]
             drop = torch.rand(n, generator=generator, device=device) < self.cond_drop
-            batch["properties"] = torch.where(drop[:, None], torch.nan, props)
+            batch["properties"] = torch.where(drop[:, None], torch.nan, props)[rows]
         if self.self_condition:
-            batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)
+            batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)[rows]
         return batch
 
     def loss(self, network: Network, batch: Batch) -> Tensor:

@@ -49,10 +49,13 @@ class PropertyObjective(Objective):
     def __init__(self, data: Tensor, mask: Tensor, targets: Tensor):
         self.data, self.mask, self.targets = data, mask, targets
 
-    def draw(self, n: int, generator: torch.Generator) -> Batch:
+    def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
+        """`n` molecules drawn with replacement; with `part`, those rows of the draw."""
         idx = torch.randint(
             0, self.data.shape[0], (n,), generator=generator, device=self.data.device
         )
+        if part is not None:
+            idx = idx[part]
         return {"x": self.data[idx], "mask": self.mask[idx], "y": self.targets[idx]}
 
     def loss(self, network: Network, batch: Batch) -> Tensor:
