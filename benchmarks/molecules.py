@@ -1,12 +1,14 @@
 """QM9 molecule generation benchmark: train within a time budget (resumable), sample at several
 NFE, report EDM's metrics beside the EDM and EquiFM anchors.
 
-Trains the plugin's EGNN flow (cond_ot, velocity, equivariant OT coupling) on QM9 with hydrogens
+Trains the plugin's EGNN flow (cond_ot, velocity, equivariant OT coupling) on QM9 with hydrogens,
+on the product state (`--state product`: Gaussian positions, masked discrete types and charges,
+sampled by the core mixed sampler) or the EDM-style one-hot state (`--state onehot`),
 for `--train-seconds` of this invocation (checkpoints in `--run-dir`, so repeated invocations add
 up; `--max-steps` caps the total), then samples `--samples` molecules at each `--nfe` with
 `--solver` and reports atom and molecule stability, RDKit validity, V x U, novelty, FCD against
 the test split and sampling throughput, plus the training budget used. Prints a table and writes
-`benchmarks/molecules.json`.
+`benchmarks/molecules.json` (rewritten after each NFE, so a run cut short keeps its rows).
 
     python benchmarks/molecules.py --data qm9_fixture --train-seconds 30 --samples 64 \\
         --nfe 20 --hidden 32 --layers 2 --no-fcd                    # CPU smoke, about a minute
@@ -20,7 +22,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.coupling import EquivariantOT
@@ -28,7 +29,11 @@ from flowforge_molecules.encoding import OneHotEncoding
 from flowforge_molecules.metrics.context import MoleculeMetricContext
 from flowforge_molecules.metrics.registered import FCDMetric, Stability, Validity
 from flowforge_molecules.models import EGNNParams, build_egnn
+from flowforge_molecules.models.product_head import ProductField
 from flowforge_molecules.objective import MoleculeObjective
+from flowforge_molecules.product import ProductEncoding
+from flowforge_molecules.product_objective import ProductObjective
+from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.sampling import sample_molecules
 
 from flowforge import registry
@@ -50,6 +55,10 @@ ANCHORS = {
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="qm9", choices=["qm9", "qm9_fixture"])
+    p.add_argument("--state", default="product", choices=["product", "onehot"])
+    p.add_argument("--discrete-path", default="masked", choices=["masked", "uniform"])
+    p.add_argument("--discrete-solver", default="ancestral", help="state product: types/charges")
+    p.add_argument("--discrete-loss", default="elbo", choices=["elbo", "cross_entropy"])
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=9)
@@ -64,7 +73,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=1_000_000, help="total step cap")
     p.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     p.add_argument("--no-ot", action="store_true", help="independent coupling")
-    p.add_argument("--run-dir", default="runs/bench_molecules", help="checkpoints (resume)")
+    p.add_argument(
+        "--run-dir", default=None, help="checkpoints, resumed (default runs/bench_molecules_STATE)"
+    )
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--sample-batch", type=int, default=1000)
     p.add_argument("--nfe", default="20,50,100")
@@ -79,15 +90,26 @@ def parse() -> argparse.Namespace:
 def train(args, dataset, enc, model, device) -> dict:
     """Train for `args.train_seconds` from the newest checkpoint; returns the budget used."""
     state = dataset.states()["train"]
-    objective = MoleculeObjective(
-        CondOT(),
-        "velocity",
-        enc,
-        enc.encode(state).to(device),
-        state.mask.to(device),
-        time_sampler=LogitNormal(),
-        coupling=None if args.no_ot else EquivariantOT(),
-    )
+    coupling = None if args.no_ot else EquivariantOT()
+    if isinstance(enc, ProductEncoding):
+        objective = ProductObjective(
+            enc,
+            "velocity",
+            {k: v.to(device) for k, v in enc.encode(state).items()},
+            discrete_loss=args.discrete_loss,
+            time_sampler=LogitNormal(),
+            coupling=coupling,
+        )
+    else:
+        objective = MoleculeObjective(
+            CondOT(),
+            "velocity",
+            enc,
+            enc.encode(state).to(device),
+            state.mask.to(device),
+            time_sampler=LogitNormal(),
+            coupling=coupling,
+        )
     config = TrainSpec(
         steps=args.max_steps,
         batch_size=args.batch_size,
@@ -101,7 +123,8 @@ def train(args, dataset, enc, model, device) -> dict:
     trainer = Trainer(
         model, objective, config, generator=torch.Generator(device).manual_seed(args.seed)
     )
-    ckpts = CheckpointDir(Path(args.run_dir) / "checkpoints", keep=2)
+    run_dir = Path(args.run_dir or f"runs/bench_molecules_{args.state}")
+    ckpts = CheckpointDir(run_dir / "checkpoints", keep=2)
     latest = ckpts.load_latest(map_location=device)
     seconds_before = 0.0
     if latest is not None:
@@ -140,20 +163,22 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        states.append(
-            sample_molecules(
+        common = dict(nfe=nfe, max_atoms=train.mask.shape[1], generator=gen, device=device)
+        if isinstance(enc, ProductEncoding):
+            state = sample_product(
                 model,
-                CondOT(),
-                "velocity",
                 enc,
+                "velocity",
                 n_atoms,
                 solver=args.solver,
-                nfe=nfe,
-                max_atoms=train.mask.shape[1],
-                generator=gen,
-                device=device,
-            ).to("cpu")
-        )
+                discrete_solver=args.discrete_solver,
+                **common,
+            )
+        else:
+            state = sample_molecules(
+                model, CondOT(), "velocity", enc, n_atoms, solver=args.solver, **common
+            )
+        states.append(state.to("cpu"))
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
@@ -174,11 +199,14 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
         train_smiles=list(mols_split["train"].smiles),
         reference_smiles=list(mols_split["test"].smiles),
     )
-    out = {"nfe": nfe, "molecules_per_second": len(mols) / seconds}
+    out = {"nfe": nfe, "molecules_per_second": len(mols) / seconds, "sample_seconds": seconds}
+    start = time.perf_counter()
     out.update(Stability().compute(ctx))
     out.update(Validity().compute(ctx))
     if not args.no_fcd:
         out.update(FCDMetric().compute(ctx))
+    out["metric_seconds"] = time.perf_counter() - start
+    print(f"NFE {nfe}: {seconds:.0f} s sampling, {out['metric_seconds']:.0f} s metrics", flush=True)
     return out
 
 
@@ -188,14 +216,18 @@ def main() -> None:
     torch.manual_seed(args.seed)
     params = {"limit": args.limit} if args.data == "qm9" and args.limit else {}
     dataset = registry.create("dataset", args.data, **params)
-    # QM9 has a few atoms of formal charge -2 (120 of 2.36 M): the vocabulary is the data's own.
-    charges = sorted({int(c) for m in dataset.molecules().values() for c in np.unique(m.charge)})
-    enc = OneHotEncoding(dataset.elements, charges=tuple(charges))
-    model = build_egnn(
-        EGNNParams(hidden=args.hidden, layers=args.layers), num_features=enc.num_features
-    ).to(device)
+    # the charge vocabulary is the data's own (QM9 has 120 atoms of formal charge -2)
+    if args.state == "product":
+        enc = ProductEncoding(dataset.elements, CondOT(), args.discrete_path, dataset.charges)
+    else:
+        enc = OneHotEncoding(dataset.elements, charges=dataset.charges)
+    params = EGNNParams(hidden=args.hidden, layers=args.layers)
+    model = build_egnn(params, num_features=enc.num_features)
+    if isinstance(enc, ProductEncoding):
+        model = ProductField(model, *enc.num_states)
+    model = model.to(device)
     budget = train(args, dataset, enc, model, device)
-    rows = [evaluate(args, dataset, enc, model, device, int(n)) for n in args.nfe.split(",")]
+    rows = []
     result = {
         "config": vars(args),
         "training": budget,
@@ -205,9 +237,13 @@ def main() -> None:
             for k, v in ANCHORS.items()
         },
     }
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    for n in args.nfe.split(","):
+        rows.append(evaluate(args, dataset, enc, model, device, int(n)))
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    label = f"flowforge EGNN {args.state} + eq-OT"
     print(
-        f"\nQM9 ({args.data}), {args.samples} samples, solver {args.solver}; trained "
+        f"\nQM9 ({args.data}), {args.samples} samples, solver {args.solver}"
+        f"{' + ' + args.discrete_solver if args.state == 'product' else ''}; trained "
         f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s"
     )
     head = (
@@ -217,7 +253,7 @@ def main() -> None:
     print(head)
     for r in rows:
         print(
-            f"{'flowforge EGNN + cond_ot + eq-OT':<34}{r['nfe']:>6}"
+            f"{label:<34}{r['nfe']:>6}"
             f"{100 * r['atom_stability']:>8.1f}{100 * r['mol_stability']:>8.1f}"
             f"{100 * r['validity']:>8.1f}{100 * r['valid_and_unique']:>8.1f}"
             f"{100 * r.get('novelty', float('nan')):>8.1f}{r.get('fcd', float('nan')):>8.2f}"

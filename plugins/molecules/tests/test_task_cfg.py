@@ -48,13 +48,15 @@ def test_conditional_smoke_spec_with_cfg_runs(tmp_path, state):
     assert (outcome.run.samples / "samples.sdf").is_file()
 
 
-def test_product_state_refuses_other_guidance(tmp_path):
+def test_product_state_refuses_what_it_cannot_do(tmp_path):
     spec = _spec(tmp_path, "product")
     doc = yaml.safe_load(spec.read_text())
     doc["guidance"] = [{"name": "classifier", "params": {"scale": 1.0}}]
+    doc["sample"]["solver"] = "heun"
     spec.write_text(yaml.safe_dump(doc))
-    with pytest.raises(SpecError, match="guidance\\[0\\]"):
+    with pytest.raises(SpecError, match="guidance\\[0\\]") as err:
         execute(spec, output=tmp_path / "runs", device="cpu")
+    assert "sample.solver" in str(err.value) and "heun" in str(err.value)
 
 
 def _trunk(features: int):

@@ -23,12 +23,13 @@ from torch import Tensor, nn
 from flowforge import registry
 from flowforge.data.standardize import Standardizer
 from flowforge.discrete import DiscreteSolver
-from flowforge.errors import SpecError
+from flowforge.errors import InvalidArgumentError, SpecError
 from flowforge.experiment.outputs import run_checkpoints
 from flowforge.experiment.plots import plot_loss
 from flowforge.experiment.report import write_report
 from flowforge.guidance.cfg import CFG
 from flowforge.guidance.classifier import Classifier
+from flowforge.solvers.base import Adaptive, Solver
 from flowforge.tasks.base import Task, TaskContext
 from flowforge.tasks.components import build, build_affine_path
 from flowforge.tasks.fit import checkpoint_meta, load_weights
@@ -167,6 +168,16 @@ class MoleculesTask(Task):
         """What `state: product` cannot do, named before any training."""
         spec, p = ctx.spec, self.params
         issues = []
+        solver = build("solver", spec.sample.solver, "sample.solver")
+        if not _one_call_per_step(solver, spec.sample.nfe):
+            issues.append(
+                (
+                    "sample.solver",
+                    f"{spec.sample.solver.name!r} does not make one evaluation per step; "
+                    "state: product shares one network call per step: use euler, ddim, "
+                    "dpm_solver_pp, euler_maruyama or reverse_sde (or state: onehot)",
+                )
+            )
         solver = registry.create("solver", p.discrete_solver)
         if not isinstance(solver, DiscreteSolver):
             issues.append(
@@ -396,6 +407,16 @@ class MoleculesTask(Task):
         run.write_metrics({**metrics, **record})
         files += [run.metrics_path, *run_checkpoints(run), run.report_path]
         write_report(run, spec, metrics, record, files, ctx.resume_command)
+
+
+def _one_call_per_step(solver: Solver, nfe: int) -> bool:
+    """Whether `solver` makes exactly one evaluation per step (what the mixed sampler needs)."""
+    if isinstance(solver, Adaptive | DiscreteSolver):
+        return False
+    try:
+        return solver.steps_for_nfe(nfe) == nfe
+    except InvalidArgumentError:
+        return False
 
 
 def _no_scaler() -> Standardizer:

@@ -57,7 +57,7 @@ class MoleculesParams(BaseModel):
         "from the generator's training molecules (EDM)",
     )
     state: Literal["product", "onehot"] = Field(
-        "onehot",
+        "product",
         description="product: the spec's path on positions and a discrete path on atom types "
         "and charges (core sample_mixed); onehot: EDM-style, one Gaussian path on positions and "
         "scaled type/charge one-hots (any core solver and guidance)",
