@@ -55,7 +55,20 @@ class Network:
     def __call__(self, x_t: Tensor, t: Tensor, **kwargs: Any) -> Tensor:
         if self.precision == "float32":
             return self.module(x_t, t, **kwargs)
-        with torch.autocast(device_type=x_t.device.type, dtype=torch.bfloat16):
+        with torch.autocast(device_type=t.device.type, dtype=torch.bfloat16):
             out = self.module(x_t, t, **kwargs)
-        # token states (int64) give float logits: those come back in float32
-        return out.to(x_t.dtype if x_t.is_floating_point() else torch.float32)
+        return _restore(out, x_t)
+
+
+def _restore(out: Any, x_t: Any) -> Any:
+    """An autocast output back in its state's dtype: a tensor in `x_t`'s floating dtype, float
+    logits of token states (int64) in float32; structured states (dicts of tensors, as the
+    product paths use) entry by entry."""
+    if isinstance(out, dict):
+        return {
+            k: _restore(v, x_t.get(k) if isinstance(x_t, dict) else None) for k, v in out.items()
+        }
+    if not isinstance(out, Tensor) or not out.is_floating_point():
+        return out
+    floating = isinstance(x_t, Tensor) and x_t.is_floating_point()
+    return out.to(x_t.dtype if floating else torch.float32)
