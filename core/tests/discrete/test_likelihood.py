@@ -18,6 +18,7 @@ from flowforge.discrete import (
     token_nll,
 )
 from flowforge.spec.models import TrainSpec
+from flowforge.targets import MarkovChain
 from flowforge.training import Trainer
 
 from .conftest import ExactDenoiser, TinyNet, random_joint
@@ -94,24 +95,22 @@ def test_bound_of_the_exact_model_is_above_the_true_nll():
     torch.testing.assert_close(ao, true_nll, rtol=1e-5, atol=1e-5)
 
 
+# p(next | previous two = a, b); doubly stochastic, so the stationary distribution is uniform
+TRANS = torch.tensor(
+    [
+        [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]],
+        [[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]],
+        [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]],
+    ]
+)
+
+
 def markov_chain(n: int, length: int, gen: torch.Generator):
-    """An order-2 Markov chain on 3 symbols with a known entropy rate (bits/token)."""
-    trans = torch.tensor(
-        [
-            [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]],
-            [[0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]],
-            [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]],
-        ],
-        dtype=torch.float64,
-    )  # trans[a, b] = p(next | previous two = a, b); doubly stochastic: uniform stationary
-    x = torch.zeros(n, length, dtype=torch.long)
-    x[:, :2] = torch.randint(0, 3, (n, 2), generator=gen)
-    for i in range(2, length):
-        x[:, i] = torch.multinomial(trans[x[:, i - 2], x[:, i - 1]], 1, generator=gen).squeeze(1)
-    row_entropy = -(trans * trans.log2()).sum(-1)  # equal for every context
-    rate = float(row_entropy.mean())
-    per_seq = 2 * math.log2(3) + (length - 2) * rate  # exact H(X_1..X_L) in bits
-    return x, rate, per_seq / length
+    """Sequences of an order-2 Markov chain on 3 symbols, its entropy rate and its exact
+    entropy per token of a length-`length` sequence (bits)."""
+    chain = MarkovChain(TRANS)
+    rate = float(-(chain.trans * chain.trans.log2()).sum(-1).mean())  # equal for every context
+    return chain.sample(n, length, gen), rate, chain.entropy_bits_per_token(length)
 
 
 @pytest.mark.slow
