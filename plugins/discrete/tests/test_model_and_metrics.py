@@ -94,3 +94,39 @@ def test_smiles_quality():
     assert out["smiles_validity"] == pytest.approx(3 / 5)
     assert out["smiles_uniqueness"] == pytest.approx(2 / 3)
     assert out["smiles_novelty"] == pytest.approx(1 / 2)
+
+
+class _Chars:
+    """Decodes rows of ids 0..25 as lowercase letters."""
+
+    def decode(self, rows):
+        return ["".join(chr(97 + int(i)) for i in row) for row in rows]
+
+
+def _js(samples, test):
+    from flowforge_discrete.metrics import NGramJS
+
+    return NGramJS(max_n=3).compute(SimpleNamespace(dataset=_Chars(), samples=samples, test=test))
+
+
+def test_ngram_js_reference_is_like_for_like():
+    """Samples that are the baseline's own held-out rows score exactly the baseline: both sides
+    compare equally many sequences of one length against one reference."""
+    gen = torch.Generator().manual_seed(0)
+    test = torch.randint(0, 6, (40, 24), generator=gen)
+    out = _js(test[:20].clone(), test)
+    assert out["ngram_js_sequences"] == 20
+    for n in (1, 2, 3):
+        assert out[f"ngram_js_{n}"] == out[f"ngram_js_{n}_baseline"] > 0
+    # more samples than half the test split: only as many are compared as the baseline has
+    more = torch.cat([test[:20], torch.randint(6, 12, (30, 24), generator=gen)])
+    assert _js(more, test)["ngram_js_1"] == out["ngram_js_1"]
+    # fewer samples: the baseline shrinks to match (a smaller set is further from the reference)
+    few = _js(test[:5].clone(), test)
+    assert few["ngram_js_sequences"] == 5 and few["ngram_js_3"] == few["ngram_js_3_baseline"]
+    assert few["ngram_js_3_baseline"] > out["ngram_js_3_baseline"]
+
+
+def test_ngram_js_needs_two_test_sequences():
+    with pytest.raises(InvalidArgumentError, match="at least 2 test sequences"):
+        _js(torch.zeros(3, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from flowforge.data.standardize import Standardizer
 from flowforge.discrete import DiscreteDiffusion, DiscreteGuidance, DiscretePath, DiscreteSolver
 from flowforge.discrete import sample as discrete_sample
+from flowforge.distributed import current
 from flowforge.errors import SpecError
 from flowforge.experiment.outputs import run_checkpoints
 from flowforge.experiment.report import write_report
@@ -210,6 +211,8 @@ class DiscreteGenerate(Task):
         return out
 
     def _write(self, ctx, dataset, samples: Tensor, metrics, record) -> None:
+        if not current().is_main:
+            return  # data-parallel: every process drew the same samples; one writes them
         run = ctx.run
         run.samples.mkdir(parents=True, exist_ok=True)
         text = run.samples / "samples.jsonl"

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from flowforge.errors import InvalidArgumentError
 from flowforge.metrics.base import Metric
 from flowforge_discrete.metrics.context import SequenceContext
 
@@ -36,19 +37,30 @@ def js_divergence(p: Counter, q: Counter) -> float:
 
 @dataclass(frozen=True)
 class NGramJS(Metric):
-    """`ngram_js_<n>` for n = 1..`max_n`: JS divergence of the n-gram distributions of the
-    decoded samples and of the decoded test split; `ngram_js_<n>_baseline`: the same between
-    two halves of the test split, the value an ideal sampler of that size reaches about."""
+    """`ngram_js_<n>` for n = 1..`max_n`: JS divergence between the n-gram distributions of `k`
+    decoded samples and of the second half of the test split; `ngram_js_<n>_baseline`: the same
+    for the first `k` sequences of the test split's first half (held-out text, disjoint from the
+    reference). `k` (`ngram_js_sequences`) = min(samples, half the test split), so both sides
+    compare equally many sequences of one length with one reference: the baseline is what an
+    exact sampler of the data scores, and finite-sample bias is the same on both sides."""
 
     max_n: Annotated[int, Field(ge=1, le=8, description="longest n-gram")] = 4
 
     def compute(self, ctx: SequenceContext) -> dict[str, float]:
-        samples, test = ctx.dataset.decode(ctx.samples), ctx.dataset.decode(ctx.test)
-        half = len(test) // 2
-        out = {}
-        for n in range(1, self.max_n + 1):
-            out[f"ngram_js_{n}"] = js_divergence(ngrams(samples, n), ngrams(test, n))
-            out[f"ngram_js_{n}_baseline"] = js_divergence(
-                ngrams(test[:half], n), ngrams(test[half:], n)
+        half = ctx.test.shape[0] // 2
+        if half < 1 or ctx.samples.shape[0] < 1:
+            raise InvalidArgumentError(
+                f"ngram_js needs at least 2 test sequences and 1 sample, got "
+                f"{ctx.test.shape[0]} and {ctx.samples.shape[0]}: hold out more data "
+                "(data.params.test_fraction) or draw samples (sample.num_samples)"
             )
+        k = min(ctx.samples.shape[0], half)
+        samples = ctx.dataset.decode(ctx.samples[:k])
+        baseline = ctx.dataset.decode(ctx.test[:k])
+        reference = ctx.dataset.decode(ctx.test[half:])
+        out = {"ngram_js_sequences": float(k)}
+        for n in range(1, self.max_n + 1):
+            ref = ngrams(reference, n)
+            out[f"ngram_js_{n}"] = js_divergence(ngrams(samples, n), ref)
+            out[f"ngram_js_{n}_baseline"] = js_divergence(ngrams(baseline, n), ref)
         return out

@@ -3,17 +3,39 @@ autoregressive baseline's exact likelihood."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+import torch
 from pydantic import Field
+from torch import Tensor
 
-from flowforge.discrete import nll_bound
+from flowforge.discrete import DiscretePath, nll_bound
 from flowforge.metrics.base import Metric
 from flowforge_discrete import autoregressive
 from flowforge_discrete.metrics.context import SequenceContext
 
 LOG2 = 0.6931471805599453
+
+
+def held_out_bits(
+    model: Callable[..., Tensor],
+    kind: str,
+    x: Tensor,
+    path: DiscretePath,
+    *,
+    num_timesteps: int,
+    generator: torch.Generator,
+) -> float:
+    """Bits per token of `x (N, L)`: the autoregressive model's exact NLL (`kind`
+    autoregressive; BOS is the path's mask id, `vocab_size`) or the masked-diffusion bound
+    with `num_timesteps` stratified Monte Carlo times per sequence."""
+    if kind == "autoregressive":
+        return float(autoregressive.nll(model, x, path.vocab).sum()) / x.numel() / LOG2
+    return nll_bound(
+        model, x, path, num_timesteps=num_timesteps, generator=generator
+    ).bits_per_token
 
 
 @dataclass(frozen=True)
@@ -29,16 +51,13 @@ class NLLBits(Metric):
 
     def compute(self, ctx: SequenceContext) -> dict[str, float]:
         test = ctx.test[: self.max_sequences].to(ctx.device)
-        if ctx.kind == "autoregressive":
-            nats = autoregressive.nll(ctx.model, test, ctx.dataset.vocab_size)
-            return {
-                "nll_bits_per_token": float(nats.sum()) / test.numel() / LOG2,
-                "nll_num_timesteps": 0.0,
-            }
-        bound = nll_bound(
-            ctx.model, test, ctx.path, num_timesteps=self.num_timesteps, generator=ctx.generator
+        bits = held_out_bits(
+            ctx.model,
+            ctx.kind,
+            test,
+            ctx.path,
+            num_timesteps=self.num_timesteps,
+            generator=ctx.generator,
         )
-        return {
-            "nll_bits_per_token": bound.bits_per_token,
-            "nll_num_timesteps": float(self.num_timesteps),
-        }
+        steps = 0.0 if ctx.kind == "autoregressive" else float(self.num_timesteps)
+        return {"nll_bits_per_token": bits, "nll_num_timesteps": steps}

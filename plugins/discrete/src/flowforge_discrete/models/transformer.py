@@ -3,9 +3,10 @@ autoregressive baseline; rotary or learned positions; optional time input.
 
 `forward(x_t (B, L) int64, t (B,)) -> logits (B, L, vocab_size)`. Time enters as a sinusoidal
 embedding through an MLP that modulates every block's norms (adaLN, as DiT); with
-`time_input: false` the network ignores `t` and sets `time_conditioned = False`, which the
-cached sampler requires (RADD). Built by `build_transformer(params, data_shape=(L,),
-vocab_size=V, num_states=S, causal=False)`; the task passes the vocabulary from the dataset.
+`time_input: false` the network has no time MLP (the norms' shift, scale and gate are then
+learned constants) and sets `time_conditioned = False`, which the cached sampler requires (RADD);
+every parameter is used, as data-parallel training requires. Built by `build_transformer(params,
+data_shape=(L,), vocab_size=V, num_states=S, causal=False)`; the task passes the vocabulary.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _rotary(x: Tensor) -> Tensor:
 
 
 class Block(nn.Module):
-    """Pre-norm attention + MLP, norms modulated by the time embedding (shift, scale, gate)."""
+    """Pre-norm attention + MLP, norms modulated by the time embedding (shift, scale, gate), or by
+    learned constants in a time-independent model."""
 
     def __init__(self, p: TransformerParams, causal: bool):
         super().__init__()
@@ -59,13 +61,16 @@ class Block(nn.Module):
         self.proj = nn.Linear(p.dim, p.dim)
         hidden = int(p.dim * p.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(p.dim, hidden), nn.GELU(), nn.Linear(hidden, p.dim))
-        self.mod = nn.Linear(p.dim, 6 * p.dim)
-        nn.init.zeros_(self.mod.weight)
-        nn.init.zeros_(self.mod.bias)
+        self.mod = nn.Linear(p.dim, 6 * p.dim) if p.time_input else None
+        self.static = None if p.time_input else nn.Parameter(torch.zeros(6 * p.dim))
+        if self.mod is not None:
+            nn.init.zeros_(self.mod.weight)
+            nn.init.zeros_(self.mod.bias)
         self.drop = nn.Dropout(p.dropout)
 
-    def forward(self, h: Tensor, c: Tensor) -> Tensor:
-        s1, g1, b1, s2, g2, b2 = self.mod(c)[:, None].chunk(6, dim=-1)
+    def forward(self, h: Tensor, c: Tensor | None) -> Tensor:
+        mod = self.static[None, None] if self.mod is None else self.mod(c)[:, None]
+        s1, g1, b1, s2, g2, b2 = mod.chunk(6, dim=-1)
         x = self.norm1(h) * (1 + s1) + b1
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).reshape(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
@@ -98,11 +103,15 @@ class Transformer(nn.Module):
         self.time_conditioned = p.time_input
         self.embed = nn.Embedding(num_states, p.dim)
         self.pos = nn.Parameter(torch.zeros(length, p.dim)) if p.positions == "learned" else None
-        self.time = nn.Sequential(
-            SinusoidalTimeEmbedding(p.dim),
-            nn.Linear(p.dim, p.dim),
-            nn.SiLU(),
-            nn.Linear(p.dim, p.dim),
+        self.time = (
+            nn.Sequential(
+                SinusoidalTimeEmbedding(p.dim),
+                nn.Linear(p.dim, p.dim),
+                nn.SiLU(),
+                nn.Linear(p.dim, p.dim),
+            )
+            if p.time_input
+            else None
         )
         self.blocks = nn.ModuleList(Block(p, causal) for _ in range(p.depth))
         self.norm = nn.LayerNorm(p.dim)
@@ -118,10 +127,13 @@ class Transformer(nn.Module):
         h = self.embed(x_t)
         if self.pos is not None:
             h = h + self.pos[: x_t.shape[1]]
-        if self.time_conditioned and t is not None:
+        c = None
+        if self.time is not None:
+            if t is None:
+                raise InvalidArgumentError(
+                    "this transformer is time-conditioned (time_input: true): pass t (B,)"
+                )
             c = self.time(t.float()).to(h.dtype)
-        else:
-            c = torch.zeros(x_t.shape[0], h.shape[-1], device=h.device, dtype=h.dtype)
         for block in self.blocks:
             h = block(h, c)
         return self.out(self.norm(h))
