@@ -23,6 +23,7 @@ from flowforge.guidance import (
     Classifier,
     FlowChef,
     PiGDM,
+    PnPFlow,
     REDDiff,
     SelfGuidance,
 )
@@ -110,6 +111,7 @@ def register_guidance(register):
     register("dds", DDS, summary="Conjugate gradients on the data estimate (Chung et al. 2024)")
     register("red_diff", REDDiff, summary="Variational posterior mean (Mardani et al. 2023)")
     register("flowchef", FlowChef, summary="Gradient-free steering of a flow (Patel et al. 2024)")
+    register("pnp_flow", PnPFlow, summary="Plug-and-play, flow as denoiser (Martin et al. 2025)")
     register("smc", SMC, summary="Twisted SMC corrector, exact as particles grow")
     register("discrete_cfg", DiscreteCFG, summary="Discrete: classifier-free guidance on logits")
     register("svdd", SVDD, summary="Discrete: soft value-based decoding with a reward")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import flowforge
-from flowforge.guidance import CFG, DDNM, DDS, SMC, FlowChef, Measurement, REDDiff
+from flowforge.guidance import CFG, DDNM, DDS, SMC, FlowChef, Measurement, PnPFlow, REDDiff
 from flowforge.operators import Dense, Mask, gaussian_matrix, random_mask
 
 CUDA = torch.cuda.is_available()
@@ -54,6 +54,7 @@ CASES = {
     "dds": (lambda: DDS(measurement=_measurement("dense")), "euler"),
     "flowchef": (lambda: FlowChef(measurement=_measurement("mask")), "euler"),
     "red_diff": (lambda: REDDiff(measurement=_measurement("mask")), "euler"),
+    "pnp_flow": (lambda: PnPFlow(measurement=_measurement("dense"), samples=2), "euler"),
     "smc": (lambda: SMC(measurement=_measurement("dense"), particles=16), "reverse_sde"),
 }
 

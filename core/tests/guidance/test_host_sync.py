@@ -10,7 +10,18 @@ import torch
 import flowforge
 from flowforge import driver
 from flowforge.graph import forbid_host_sync
-from flowforge.guidance import CFG, DDNM, DDS, DPS, SMC, FlowChef, PiGDM, REDDiff, SelfGuidance
+from flowforge.guidance import (
+    CFG,
+    DDNM,
+    DDS,
+    DPS,
+    SMC,
+    FlowChef,
+    PiGDM,
+    PnPFlow,
+    REDDiff,
+    SelfGuidance,
+)
 from flowforge.testing import mixture_problem
 
 F64 = torch.float64
@@ -28,6 +39,7 @@ GUIDANCE = {
     "dds": (DDS(measurement=M), "ddim"),
     "flowchef": (FlowChef(measurement=M), "euler"),
     "red_diff": (REDDiff(measurement=M), "euler"),
+    "pnp_flow": (PnPFlow(measurement=M, samples=2), "euler"),
     "smc": (SMC(measurement=M, particles=4), "reverse_sde"),
     "smc_multinomial": (SMC(measurement=M, resampling="multinomial"), "euler"),
 }

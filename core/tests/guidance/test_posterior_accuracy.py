@@ -12,7 +12,8 @@ mask (2.09, 0.61, 0.95), dense (3.13, 0.76, 1.00).
   particle-count test below), so with 250 particles per population it sits at about
   sqrt(10) ~ 3 times the floor; the bounds are 3.5x (SW) and 5x (mean, weights).
 - The other methods approximate p(y | x_t) (DPS by a point estimate, PiGDM by a Gaussian,
-  DDNM/DDS/FlowChef by enforcing consistency, RED-diff by a point mass), so on a multimodal
+  DDNM/DDS/FlowChef by enforcing consistency, RED-diff by a point mass, PnP-Flow by a
+  point estimate), so on a multimodal
   prior they are biased by an amount no sample size removes. Their bounds are the errors
   measured when they were written, plus 25%: deterministic seeds make the numbers exact
   up to rounding, so a regression fails (a wrong sign, coefficient or hook order moves them
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowforge.guidance import DDNM, DDS, DPS, SMC, FlowChef, PiGDM, REDDiff
+from flowforge.guidance import DDNM, DDS, DPS, SMC, FlowChef, PiGDM, PnPFlow, REDDiff
 from flowforge.testing import mixture_problem
 
 # (guidance factory, solver), and the measured errors (mean, weights, sw) per operator.
@@ -35,6 +36,7 @@ METHODS = {
     "dds": (lambda m: DDS(measurement=m), "ddim"),
     "flowchef": (lambda m: FlowChef(measurement=m, scale=1.0), "euler"),
     "red_diff": (lambda m: REDDiff(measurement=m), "euler"),
+    "pnp_flow": (lambda m: PnPFlow(measurement=m), "euler"),
     "smc": (lambda m: SMC(measurement=m, particles=250), "reverse_sde"),
 }
 MEASURED = {
@@ -50,6 +52,8 @@ MEASURED = {
     ("flowchef", "dense"): (1.739, 0.436, 0.600),
     ("red_diff", "mask"): (0.398, 0.180, 0.285),
     ("red_diff", "dense"): (3.914, 0.845, 1.291),
+    ("pnp_flow", "mask"): (1.034, 0.543, 0.557),
+    ("pnp_flow", "dense"): (3.703, 1.191, 1.214),
 }
 SMC_FLOOR_FACTORS = {"mean": 5.0, "weights": 5.0, "sw": 3.5}
 

@@ -1,8 +1,8 @@
 """Guidance methods and their hook points (see `flowforge.guidance.base`).
 
 On the prediction: `CFG`, `Classifier`, `SelfGuidance`, `DPS`, `PiGDM`; after the step:
-`DDNM`, `DDS`, `FlowChef`, `REDDiff`; on the population: `SMC`. Posterior samplers condition
-on a `Measurement` `y = A x + noise`.
+`DDNM`, `DDS`, `FlowChef`, `REDDiff`, `PnPFlow`; on the population: `SMC`. Posterior samplers
+condition on a `Measurement` `y = A x + noise`.
 """
 
 from flowforge.guidance.base import Guidance
@@ -14,6 +14,7 @@ from flowforge.guidance.dps import DPS
 from flowforge.guidance.flowchef import FlowChef
 from flowforge.guidance.measurement import Measurement
 from flowforge.guidance.pigdm import PiGDM
+from flowforge.guidance.pnp_flow import PnPFlow
 from flowforge.guidance.posterior import PosteriorGuidance
 from flowforge.guidance.red_diff import REDDiff
 from flowforge.guidance.self_guidance import SelfGuidance
@@ -30,6 +31,7 @@ __all__ = [
     "Guidance",
     "Measurement",
     "PiGDM",
+    "PnPFlow",
     "PosteriorGuidance",
     "REDDiff",
     "SelfGuidance",
