@@ -62,3 +62,26 @@ def test_editing_writes_edits_for_both_methods(tmp_path):
         assert 0 <= metrics[f"edit_accuracy_{method}"] <= 1
         assert (root / "plots" / f"edits_{method}.png").is_file()
     assert metrics["roundtrip_psnr_inversion"] > 15
+
+
+@pytest.mark.parametrize("name", ["fewstep_reflow_smoke.yaml", "fewstep_distill_smoke.yaml"])
+def test_fewstep_student_of_a_conditional_parent_is_class_conditional(tmp_path, name):
+    """The core reflow and distill stages carry the parent's labels: the student is sampled
+    per class and scored for class accuracy; reflow's stored pairs hold their labels."""
+    parent, _ = run_short(
+        "generation_smoke.yaml", tmp_path, sample={"num_samples": 100, "batch_size": 100}
+    )
+    train = {"parent": str(parent)}
+    if name.startswith("fewstep_reflow"):
+        train["reflow"] = {"pairs": 200, "solver": "rk4", "nfe": 8, "batch_size": 100}
+    root, metrics = run_short(
+        name, tmp_path, train=train, sample={"num_samples": 100, "batch_size": 100}
+    )
+    for k in (1, 2, 4):
+        assert 0 <= metrics[f"class_accuracy_cfg1_nfe{k}"] <= 1
+    assert (root / "samples" / "labels.npy").is_file()
+    if name.startswith("fewstep_reflow"):
+        from flowforge.training.checkpoint import load_checkpoint
+
+        pairs = load_checkpoint(root / "reflow" / "pairs.pt")
+        assert pairs["labels"].shape == (200,) and len(set(pairs["labels"].tolist())) == 10

@@ -8,7 +8,9 @@ its teacher: the parent's EMA weights in the first round (the parent sampled by
 `teacher_solver` in `teacher_nfe` evaluations over the span, split evenly among the student's
 steps), the previous round's EMA weights after that (two DDIM steps per student step). Each
 round starts with a fresh optimizer, learning-rate schedule and EMA. Checkpoints hold the
-round and its teacher's weights, so a run resumes inside any round.
+round and its teacher's weights, so a run resumes inside any round. A class-conditional
+parent (the task passes `label_dropout`) is distilled per class: teacher and student see each
+training point's label, dropped to the null class as in `fit`.
 """
 
 from __future__ import annotations
@@ -65,8 +67,11 @@ def train_distill(
     train_data: Tensor,
     meta: dict[str, Any],
     evaluate: Evaluate | None = None,
+    train_labels: Tensor | None = None,
+    label_dropout: float | None = None,
 ) -> tuple[Standardizer, dict]:
-    """Run the distillation stage; leaves the final student's EMA weights in `model`."""
+    """Run the distillation stage; leaves the final student's EMA weights in `model`.
+    `train_labels (N,)` and `label_dropout`: a class-conditional model (module docstring)."""
     spec, cfg = ctx.spec, ctx.spec.train
     settings = cfg.distill
     grid = student_grid(ctx, path)
@@ -84,6 +89,9 @@ def train_distill(
     parent_state = parent.load(meta)
     standardizer = Standardizer.from_state_dict(parent_state.get("standardizer"))
     data = standardizer.encode(train_data).to(ctx.device)
+    labels = None
+    if label_dropout is not None and train_labels is not None:
+        labels = train_labels.to(ctx.device)
     rounds, per_round = settings.rounds, cfg.steps // settings.rounds
     stage_meta = {**meta, "stage": "distill", "parent": str(parent.checkpoint.resolve())}
     stage_meta["student"] = [spec.sample.nfe, rounds]
@@ -107,6 +115,8 @@ def train_distill(
             refine(grid, rounds - 1 - r),
             loss=cfg.loss,
             time_sampler=build("time_sampler", cfg.time_sampler, "train.time_sampler"),
+            labels=labels,
+            label_dropout=label_dropout,
         )
         trainer = Trainer(
             model, objective, cfg, generator=gen, span=(r * per_round, (r + 1) * per_round)

@@ -135,7 +135,8 @@ def train(
     `flowforge.tasks.distill`). `evaluate(model, standardizer)`: the task's evaluation, run
     every `train.eval_every` steps into the log. `standardizer`: the map to model space of a
     fresh `fit` run (default: per coordinate, fitted on `train_data`). `label_dropout`: train a
-    class-conditional model on `train_labels` (`Regression`; None: unconditional).
+    class-conditional model on `train_labels` (`Regression`; None: unconditional), in every
+    stage (reflow pairs are made under labels; distillation passes them to teacher and student).
 
     Leaves the EMA weights in `model` and returns the standardizer and a training summary
     (`train_*` keys for metrics.json). On SIGINT/SIGTERM a checkpoint is written and
@@ -144,9 +145,13 @@ def train(
     spec = ctx.spec
     meta = checkpoint_meta(ctx, tuple(train_data.shape[1:]))
     if spec.train.stage == "reflow":
-        return train_reflow(ctx, model, path, train_data, meta, evaluate)
+        return train_reflow(
+            ctx, model, path, train_data, meta, evaluate, train_labels, label_dropout
+        )
     if spec.train.stage == "distill":
-        return train_distill(ctx, model, path, train_data, meta, evaluate)
+        return train_distill(
+            ctx, model, path, train_data, meta, evaluate, train_labels, label_dropout
+        )
     self_conditioning.check_model(model, spec.train.self_condition, spec.model.name)
     training = TrainingRun(ctx, meta)
     if training.state is not None:

@@ -19,6 +19,11 @@ Rounds halve the step count: round `r` of `R` trains on `grid` refined `R - 1 - 
 (`refine`: midpoints in t), its teacher is the previous round's student taking two DDIM steps
 (the refined grid's points), and the first round's teacher is the parent model solved with
 any ODE solver. `R = 1` distils the parent directly into `K` steps.
+
+A class-conditional model is distilled per class: each sample keeps its data point's label
+(or the null class, with probability `label_dropout`), and teacher and student are both called
+with it, so the student learns the conditional and the unconditional few-step maps at once
+(classifier-free guidance still applies to it).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from flowforge.paths.base import AffinePath, check_prediction
 from flowforge.solvers.base import Solver
 from flowforge.spec.models import LossSpec
 from flowforge.tensors import expand_like
+from flowforge.training.labels import check_dropout, check_labels, drop_labels
 from flowforge.training.losses import weighted_error
 from flowforge.training.objective import Batch, Network, Objective
 from flowforge.training.time_samplers.base import TimeSampler
@@ -70,7 +76,7 @@ def ddim_data_target(path: AffinePath, x_s: Tensor, s: Tensor, x_u: Tensor, u: T
 @dataclass(frozen=True)
 class Teacher:
     """Carries `x_s` at `s (B,)` to `u (B,)`: the ODE of `field` solved by `solver` in `nfe`
-    evaluations on a uniform grid of each interval.
+    evaluations on a uniform grid of each interval; keywords (`label=`) go to every call.
 
     >>> teacher = Teacher(parent, CondOT(), "velocity", "rk4", 8)
     >>> x_u = teacher(x_s, s, u)
@@ -83,7 +89,7 @@ class Teacher:
     nfe: int
 
     @torch.no_grad()
-    def __call__(self, x_s: Tensor, s: Tensor, u: Tensor) -> Tensor:
+    def __call__(self, x_s: Tensor, s: Tensor, u: Tensor, **cond: Tensor) -> Tensor:
         return sample(
             self.field,
             x_s,
@@ -93,6 +99,7 @@ class Teacher:
             nfe=self.nfe,
             t_span=(s, u),
             time_grid="uniform",
+            cond=cond or None,
         )
 
 
@@ -102,6 +109,8 @@ class Distillation(Objective):
     `data (N, *data_shape)` in model space (on the training device); `grid (K + 1,)` increasing
     times; `loss` the weighting/Huber settings; `time_sampler`, drawing on [0, 1], picks the
     interval: interval k when its draw falls in [k/K, (k+1)/K) (uniform: each equally often).
+    `labels (N,)` with `label_dropout`: distil a class-conditional model (module docstring);
+    `label_dropout` None: the models never see labels.
 
     >>> objective = Distillation(teacher, path, "velocity", train_z, torch.tensor([0.0, 1.0]))
     """
@@ -116,6 +125,8 @@ class Distillation(Objective):
         *,
         loss: LossSpec | None = None,
         time_sampler: TimeSampler | None = None,
+        labels: Tensor | None = None,
+        label_dropout: float | None = None,
     ):
         if grid.ndim != 1 or grid.shape[0] < 2 or not bool((grid[1:] > grid[:-1]).all()):
             raise InvalidArgumentError(
@@ -128,14 +139,17 @@ class Distillation(Objective):
         self.grid = grid.to(device=data.device, dtype=data.dtype)
         self.loss_spec = loss or LossSpec()
         self.time_sampler = time_sampler or Uniform()
+        labels = check_labels(labels, data.shape[0])
+        self.labels = None if labels is None else labels.to(data.device)
+        self.label_dropout = check_dropout(label_dropout, self.labels)
 
     @property
     def steps(self) -> int:
         return self.grid.shape[0] - 1
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
-        """Data indices, the interval of each sample, then the noise, from `generator` (for all
-        `n` samples, then cut to `part`)."""
+        """Data indices, the interval of each sample, the noise, then the dropped labels, from
+        `generator` (for all `n` samples, then cut to `part`)."""
         device = self.data.device
         rows = slice(None) if part is None else part
         idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
@@ -144,15 +158,20 @@ class Distillation(Objective):
         k = (v[rows] * self.steps).long().clamp(0, self.steps - 1)
         shape = (n, *x_1.shape[1:])
         x_0 = torch.randn(shape, generator=generator, device=device, dtype=x_1.dtype)[rows]
-        return {"x_1": x_1, "x_0": x_0, "k": k}
+        batch = {"x_1": x_1, "x_0": x_0, "k": k}
+        if self.label_dropout is not None:
+            labels = self.labels[idx[rows]]
+            batch["label"] = drop_labels(labels, self.label_dropout, n, generator, part)
+        return batch
 
     def loss(self, network: Network, batch: Batch) -> Tensor:
         k = batch["k"]
         s, u = self.grid[k], self.grid[k + 1]
         x_s = self.path.sample(batch["x_0"], batch["x_1"], s).x_t
+        cond = {"label": batch["label"]} if "label" in batch else {}
         with torch.no_grad():
-            x_u = self.teacher(x_s, s, u)
+            x_u = self.teacher(x_s, s, u, **cond)
             data = ddim_data_target(self.path, x_s, s, x_u, u)
             target = self.path.convert(data, "data", self.prediction, x_s, s)
-        pred = network(x_s, s)
+        pred = network(x_s, s, **cond)
         return weighted_error(pred, target, self.path, self.prediction, s, self.loss_spec)
