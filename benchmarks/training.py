@@ -103,7 +103,7 @@ def bare_rate(model: nn.Module, data: Tensor, args, batch: int, device) -> float
     """The same training written as a plain loop: cond-OT flow matching, uniform times,
     fused AdamW, norm clipping, EMA; samples per second after `--warmup` steps."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=LR, fused=True)
+    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0, fused=True)  # the trainer's default
     ema = [p.detach().clone() for p in params]
     gen = torch.Generator(device=device).manual_seed(0)
     bf16 = args.precision == "bf16"

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flowforge.paths.base import AffinePath
+from flowforge.paths.base import AffinePath, PathSample
+from flowforge.tensors import expand_like
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,15 @@ class CondOT(AffinePath):
 
     def d_sigma(self, t: Tensor) -> Tensor:
         return -torch.ones_like(t)
+
+    def sample(self, x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        # AffinePath.sample with the constant derivatives folded in (the same floats: 1 * x_1
+        # + (-1) * x_0 is x_1 - x_0), three kernels fewer per training step
+        if not t.dtype == x_0.dtype == x_1.dtype:
+            return super().sample(x_0, x_1, t)  # type promotion as there
+        a = expand_like(t, x_1)
+        x_t = a * x_1 + (1.0 - a) * x_0
+        return PathSample(x_0, x_1, t, x_t, x_1 - x_0)
 
     def log_snr(self, t: Tensor) -> Tensor:
         return 2.0 * (torch.log(t) - torch.log1p(-t))

@@ -34,6 +34,7 @@ class EMA:
         self.shadow: dict[str, Tensor] = {
             k: v.detach().clone() for k, v in model.state_dict().items()
         }
+        self._cached: tuple | None = None
 
     def decay_at(self, step: int) -> float:
         """The decay of the update after optimizer step `step` (1, 2, ...)."""
@@ -49,17 +50,9 @@ class EMA:
         It stays on the device, so a skipped step costs no host synchronisation.
         """
         decay = self.decay_at(step)
-        # one multi-tensor lerp per dtype: a kernel launch per parameter would dominate the
-        # step of a small model on a GPU
-        groups: dict[torch.dtype, tuple[list[Tensor], list[Tensor]]] = {}
-        for name, value in model.state_dict().items():
-            shadow = self.shadow[name]
-            if decay and value.is_floating_point():
-                shadows, values = groups.setdefault(value.dtype, ([], []))
-                shadows.append(shadow)
-                values.append(value)
-            else:
-                shadow.copy_(value)
+        groups, copies = self._plan(model, bool(decay))
+        if copies[0]:
+            torch._foreach_copy_(*copies)
         weight = 1.0 - decay
         for dtype, (shadows, values) in groups.items():
             if where is None:
@@ -70,6 +63,28 @@ class EMA:
                 steps = torch._foreach_sub(values, shadows)
                 torch._foreach_mul_(steps, where.to(dtype) * weight)
                 torch._foreach_add_(shadows, steps)
+
+    def _plan(self, model: nn.Module, average: bool) -> tuple[dict, tuple[list, list]]:
+        """(shadow, live) tensor lists of `model`: one group per floating dtype to average (one
+        multi-tensor op each: a kernel launch per parameter would dominate the step of a small
+        model on a GPU), and the rest to copy. Kept when the state is parameters alone (a module
+        may reassign a buffer); parameters stay the same tensors, as the optimizer's do."""
+        key = (model, average)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        groups: dict[torch.dtype, tuple[list[Tensor], list[Tensor]]] = {}
+        copies: tuple[list[Tensor], list[Tensor]] = ([], [])
+        state = model.state_dict()
+        for name, value in state.items():
+            if average and value.is_floating_point():
+                shadows, values = groups.setdefault(value.dtype, ([], []))
+            else:
+                shadows, values = copies
+            shadows.append(self.shadow[name])
+            values.append(value)
+        if set(state) == {name for name, _ in model.named_parameters(remove_duplicate=False)}:
+            self._cached = (key, (groups, copies))
+        return groups, copies
 
     @contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:

@@ -163,28 +163,31 @@ class Regression(Objective):
         process of a data-parallel run solves OT on its own shard, as torchcfm does per GPU).
         """
         device = self.data.device
-        rows = slice(None) if part is None else part
-        idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
-        x_1 = self.data[idx[rows]]
+
+        def cut(v: Tensor) -> Tensor:
+            return v if part is None else v[part]
+
+        idx = cut(torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device))
+        x_1 = self.data[idx]
         t = self.time_sampler.sample(
             n, self.path, generator=generator, like=x_1, t_span=self.t_span
-        )[rows]
-        batch: Batch = {"x_1": x_1, "t": t}
+        )
+        batch: Batch = {"x_1": x_1, "t": cut(t)}
         if self.noise is not None:
-            batch["x_0"] = self.noise[idx[rows]]
+            batch["x_0"] = self.noise[idx]
         else:
             shape = (n, *x_1.shape[1:])
-            x_0 = torch.randn(shape, generator=generator, device=device, dtype=x_1.dtype)[rows]
-            labels = None if self.labels is None else self.labels[idx[rows]]
+            x_0 = cut(torch.randn(shape, generator=generator, device=device, dtype=x_1.dtype))
+            labels = None if self.labels is None else self.labels[idx]
             pairs = self.coupling.pair(x_0, x_1, generator=generator, labels=labels)
             batch.update(x_0=pairs.x_0, x_1=pairs.x_1)
             if pairs.weight is not None:
                 batch["weight"] = pairs.weight
         if self.self_condition:
-            batch["self_cond"] = self_conditioning.draw_mask(n, generator, device)[rows]
+            batch["self_cond"] = cut(self_conditioning.draw_mask(n, generator, device))
         if self.label_dropout is not None:
-            labels = self.labels[idx[rows]]
-            drop = (torch.rand(n, generator=generator, device=device) < self.label_dropout)[rows]
+            labels = self.labels[idx]
+            drop = cut(torch.rand(n, generator=generator, device=device) < self.label_dropout)
             batch["label"] = torch.where(drop, torch.full_like(labels, NULL_LABEL), labels)
         return batch
 

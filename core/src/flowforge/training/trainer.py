@@ -107,9 +107,15 @@ class Trainer:
         factor = lr_factor(config.lr_schedule, config.lr_warmup, end - start)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.ema = EMA(model, config.ema_decay, config.ema_warmup)
+        self._clip = config.grad_clip
         self.step = start
         self._tally = torch.zeros(4, dtype=torch.float64, device=self.device)
-        self._ones = torch.ones(3, dtype=torch.float64, device=self.device)
+        # rows of `_count`'s update: [loss, 1, 0, 0] after a finite step, [0, 0, 1, 1] else
+        const = [[1.0, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1]]
+        self._unit, self._good, self._keep, self._bad = torch.tensor(
+            const, dtype=torch.float64, device=self.device
+        )
+        self._found_inf = torch.zeros((), dtype=torch.float32, device=self.device)
 
     def _part(self, config: TrainSpec) -> slice | None:
         """This process's rows of the global batch (None: all of them, one process)."""
@@ -160,7 +166,7 @@ class Trainer:
         ok = torch.isfinite(loss) & torch.isfinite(norm)
         # fused AdamW reads `found_inf` as torch.amp.GradScaler sets it: 1 skips the update
         # and the step count of every parameter, on the device
-        self.optimizer.found_inf = (~ok).to(torch.float32)
+        self.optimizer.found_inf = torch.logical_not(ok, out=self._found_inf)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update(self.model, self.step - self.span[0], where=ok)
@@ -193,18 +199,20 @@ class Trainer:
         if not grads:
             return torch.zeros((), device=self.device)
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        if self.config.grad_clip is not None:
-            scale = (self.config.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+        if self._clip is not None:
+            scale = (self._clip / (norm + 1e-6)).clamp(max=1.0)
             torch._foreach_mul_(grads, scale)
         return norm
 
     def _count(self, loss: Tensor, ok: Tensor) -> None:
         """Add a step to the device counters: loss sum and steps of the log window, skipped
         steps, and the current run of skipped steps (reset by a finite one)."""
-        good, bad = ok.to(torch.float64), (~ok).to(torch.float64)
-        add = torch.stack([torch.where(ok, loss.double(), 0.0), good, bad, bad])
-        keep = torch.cat([self._ones, bad[None]])
-        self._tally = self._tally * keep + add
+        # the sums of `tally * [1, 1, 1, bad] + [where(ok, loss, 0), ok, bad, bad]` in 5 kernels
+        # (the products by 0 and 1 are exact, so the sums are the same floats)
+        finite = torch.addcmul(
+            torch.addcmul(self._good, loss.double(), self._unit), self._tally, self._keep
+        )
+        self._tally = torch.where(ok, finite, self._tally + self._bad)
 
     # ---- host reads -----------------------------------------------------------------------
 

@@ -54,7 +54,10 @@ class TimeSampler(abc.ABC):
         """`n` times `(n,)` within `t_span`, drawn from `generator` on `like`'s device and dtype."""
         span = self._span(path, t_span)
         u = unit_draws(self.draws, n, generator, like.device)
-        return self._icdf(u, path, span).clamp(*span).to(like.dtype)
+        t = self._icdf(u, path, span)
+        if t is not u or span[0] > 0.0 or span[1] < 1.0:  # the draws themselves lie in [0, 1]
+            t = t.clamp(*span)
+        return t.to(like.dtype)
 
     def icdf(self, u: Tensor, path: Path, t_span: Span | None = None) -> Tensor:
         """The time whose CDF is `u` (the quantile function), elementwise."""
@@ -117,7 +120,8 @@ class UnitIntervalSampler(TimeSampler):
         """Density of `s` on [0, 1]."""
 
     def _icdf(self, u: Tensor, path: Path, span: Span) -> Tensor:
-        return span[0] + (span[1] - span[0]) * self.unit_icdf(u)
+        s = self.unit_icdf(u)
+        return s if span == (0.0, 1.0) else span[0] + (span[1] - span[0]) * s
 
     def _cdf(self, t: Tensor, path: Path, span: Span) -> Tensor:
         return self.unit_cdf((t - span[0]) / (span[1] - span[0]))
