@@ -97,6 +97,7 @@ POSTERIOR_CASES = [
     ("flowchef", {"scale": 0.5}, {"scale": 0.0}),
     ("red_diff", {"lam": 0.25, "lr": 0.1}, None),
     ("pnp_flow", {"lr": 0.5, "exponent": 1.0, "samples": 2}, None),
+    ("pnp_flow", {"lr": 0.5, "normalize": True}, None),
     ("smc", {"ess_threshold": 1.0}, None),
     ("smc", {"particles": 2, "resampling": "multinomial"}, None),
 ]

@@ -54,7 +54,10 @@ CASES = {
     "dds": (lambda: DDS(measurement=_measurement("dense")), "euler"),
     "flowchef": (lambda: FlowChef(measurement=_measurement("mask")), "euler"),
     "red_diff": (lambda: REDDiff(measurement=_measurement("mask")), "euler"),
-    "pnp_flow": (lambda: PnPFlow(measurement=_measurement("dense"), samples=2), "euler"),
+    "pnp_flow": (
+        lambda: PnPFlow(measurement=_measurement("dense"), samples=2, normalize=True),
+        "euler",
+    ),
     "smc": (lambda: SMC(measurement=_measurement("dense"), particles=16), "reverse_sde"),
 }
 

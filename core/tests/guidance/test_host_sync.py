@@ -39,7 +39,7 @@ GUIDANCE = {
     "dds": (DDS(measurement=M), "ddim"),
     "flowchef": (FlowChef(measurement=M), "euler"),
     "red_diff": (REDDiff(measurement=M), "euler"),
-    "pnp_flow": (PnPFlow(measurement=M, samples=2), "euler"),
+    "pnp_flow": (PnPFlow(measurement=M, samples=2, normalize=True), "euler"),
     "smc": (SMC(measurement=M, particles=4), "reverse_sde"),
     "smc_multinomial": (SMC(measurement=M, resampling="multinomial"), "euler"),
 }

@@ -110,3 +110,14 @@ def test_extra_draws_reduce_the_spread():
         x = problem.solve([PnPFlow(measurement=problem.measurement, samples=samples)], n=300)
         spread[samples] = float((x - x.mean(0)).square().sum(1).mean())
     assert spread[4] < spread[1], spread
+
+
+def test_normalized_lr_is_in_units_of_the_lipschitz_constant():
+    """Block means of 4 (A A^T = I / 4): lr 0.5 in units of 1 / L is lr 2."""
+    problem = mixture_problem("downsample", d=8, seed=3)
+    m = problem.measurement
+    runs = [
+        problem.solve([PnPFlow(measurement=m, lr=0.5, normalize=True)], n=100, nfe=20),
+        problem.solve([PnPFlow(measurement=m, lr=2.0)], n=100, nfe=20),
+    ]
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-9, atol=1e-9)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from flowforge.field import Dynamics, Prediction
 from flowforge.guidance.consistency import step_data_estimate
+from flowforge.guidance.linalg import gram_norm
 from flowforge.guidance.posterior import PosteriorGuidance
 from flowforge.tensors import expand_like, matching
 
@@ -37,9 +38,11 @@ class PnPFlow(PosteriorGuidance):
     step, not counted in `nfe`. A point estimate, not a posterior sampler: samples spread far
     less than the posterior.
 
-    Parameters: `lr` > 0 (the paper: 1, for `A^T A` of norm about 1); `exponent` >= 0 (the
-    paper: 0.5; 0: a constant step); `samples` >= 1 (noise draws per denoiser call; the
-    paper: 5).
+    Parameters: `lr` > 0 (the paper: 1, for `A^T A` of norm about 1); `normalize` (lr in
+    units of `1 / L`, `L = max eig(A^T A)` the fidelity gradient's Lipschitz constant, found by
+    power iteration once per solve: one setting for every operator, e.g. lr 0.5); `exponent`
+    >= 0 (the paper: 0.5; 0: a constant step); `samples` >= 1 (noise draws per denoiser call;
+    the paper: 5).
 
     >>> flowforge.sample(model, noise, ..., solver="euler", nfe=100, generator=g,
     ...                  guidance=PnPFlow(measurement=m))
@@ -50,6 +53,9 @@ class PnPFlow(PosteriorGuidance):
         float, Field(ge=0, description="gamma = lr r(t)^exponent, r the noise fraction")
     ] = 0.5
     samples: Annotated[int, Field(ge=1, le=64, description="noise draws per denoiser call")] = 1
+    normalize: Annotated[
+        bool, Field(description="lr in units of 1 / max eig(A^T A) (power iteration)")
+    ] = False
 
     name = "pnp_flow"
 
@@ -77,7 +83,13 @@ class PnPFlow(PosteriorGuidance):
             return data.to(x.dtype)
         path = dynamics.path
         gamma = self.lr * (path.sigma(t) / (path.alpha(t) + path.sigma(t))) ** self.exponent
-        z = data + expand_like(gamma.to(data.dtype), data) * m.operator.adjoint(m.residual(data))
+        gamma = expand_like(gamma.to(data.dtype), data)
+        if self.normalize:
+            if "lipschitz" not in mem:
+                op = m.operator
+                mem["lipschitz"] = gram_norm(lambda v: op.adjoint(op.forward(v)), data)
+            gamma = gamma / mem["lipschitz"]
+        z = data + gamma * m.operator.adjoint(m.residual(data))
         x_next = self._interpolate(z, t, dynamics).to(x.dtype)
         mem.update(x=x_next, t=t, z=z)
         return x_next
