@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
 from pydantic import Field
 
 from flowforge.errors import MissingDependencyError
@@ -63,6 +64,8 @@ class FCD(Metric):
         if len(gen) < 2:
             return {"fcd": float("nan")}
         device = "cuda" if ctx.device.type == "cuda" else "cpu"
+        if not hasattr(np, "row_stack"):  # fcd_torch 1.0.7 calls it; numpy 2.5 removed the alias
+            np.row_stack = np.vstack
         fcd = ChemNetFCD(device=device, n_jobs=1, batch_size=512)
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         return {"fcd": float(fcd(gen, ref))}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from flowforge.errors import MissingDependencyError
 
 
@@ -17,4 +19,6 @@ def fcd(generated: Sequence[str], reference: Sequence[str], device: str = "cpu")
         ) from None
     if len(generated) < 2 or len(reference) < 2:
         return float("nan")
+    if not hasattr(np, "row_stack"):  # fcd_torch 1.0.7 calls it; numpy 2.5 removed the alias
+        np.row_stack = np.vstack
     return float(FCD(device=device, n_jobs=1)(list(reference), list(generated)))
