@@ -27,12 +27,19 @@ from flowforge.spec.models import LossSpec, TrainSpec
 from flowforge.training import self_conditioning
 from flowforge.training.couplings.base import Coupling
 from flowforge.training.couplings.independent import Independent
+from flowforge.training.labels import (
+    NULL_LABEL,
+    check_dropout,
+    check_labels,
+    drop_labels,
+    with_label,
+)
 from flowforge.training.losses import per_sample_loss
 from flowforge.training.objective import Batch, Network, Objective
 from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 
-NULL_LABEL = -1  # the label of "no class" for class-conditional models (CFG's unconditional call)
+__all__ = ["NULL_LABEL", "Regression"]
 
 
 class Regression(Objective):
@@ -76,7 +83,7 @@ class Regression(Objective):
         self.labels = self._check_labels(labels, data)
         self.t_span = tuple(path.t_span if t_span is None else t_span)
         self.self_condition = self_condition
-        self.label_dropout = self._check_dropout(label_dropout)
+        self.label_dropout = check_dropout(label_dropout, self.labels)
 
     @classmethod
     def from_spec(
@@ -111,18 +118,6 @@ class Regression(Objective):
             label_dropout=label_dropout,
         )
 
-    def _check_dropout(self, p: float | None) -> float | None:
-        if p is None:
-            return None
-        if self.labels is None:
-            raise InvalidArgumentError(
-                "a class-conditional model needs labels: the dataset has none; use a labelled "
-                "dataset, or train an unconditional model"
-            )
-        if not 0 <= p < 1:
-            raise InvalidArgumentError(f"label_dropout must be in [0, 1), got {p}")
-        return float(p)
-
     def _check_noise(self, noise: Tensor | None, data: Tensor) -> Tensor | None:
         if noise is None:
             return None
@@ -147,12 +142,7 @@ class Regression(Objective):
                     "train.coupling: exact_ot"
                 )
             return None
-        if labels.shape != (data.shape[0],) or labels.is_floating_point():
-            raise InvalidArgumentError(
-                f"labels must be integers of shape ({data.shape[0]},), one per data point; got "
-                f"{labels.dtype} of shape {tuple(labels.shape)}"
-            )
-        return labels.to(data.device)
+        return check_labels(labels, data.shape[0]).to(data.device)
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Data indices, times, noise (or the fixed partners), the coupling, the
@@ -186,14 +176,12 @@ class Regression(Objective):
         if self.self_condition:
             batch["self_cond"] = cut(self_conditioning.draw_mask(n, generator, device))
         if self.label_dropout is not None:
-            labels = self.labels[idx]
-            drop = cut(torch.rand(n, generator=generator, device=device) < self.label_dropout)
-            batch["label"] = torch.where(drop, torch.full_like(labels, NULL_LABEL), labels)
+            batch["label"] = drop_labels(self.labels[idx], self.label_dropout, n, generator, part)
         return batch
 
     def loss(self, network: Network, batch: Batch) -> Tensor:
         if "label" in batch:
-            network = _with_label(network, batch["label"])
+            network = with_label(network, batch["label"])
         field = network
         if self.self_condition:
             field = self_conditioning.self_conditioned_call(
@@ -210,12 +198,3 @@ class Regression(Objective):
         )
         weight = batch.get("weight")
         return per if weight is None else per * weight.to(per.dtype)
-
-
-def _with_label(network: Network, labels: Tensor) -> Network:
-    """`network` called with the batch's class labels as the keyword `label`."""
-
-    def call(x_t: Tensor, t: Tensor, **kwargs) -> Tensor:
-        return network(x_t, t, label=labels, **kwargs)
-
-    return call
