@@ -39,8 +39,9 @@ Wiener deconvolution (deblur); PSNR/SSIM with data range 1.
 
 Goals (issue 6), printed at the end: flowforge's best solver below diffusers' FD_lenet at every
 NFE, and the 4-step distilled model below diffusers at NFE 10. `phases` in the JSON records the
-seconds of each part. The defaults fit one GPU call of under 9 minutes on one H200 (training
-150 + 150 s, reflow 40 s, distillation 3 x 30 s, the rest about 90 s).
+seconds of each part, and the JSON is rewritten after each part. The defaults aim at one GPU call
+of under 9 minutes on one H200 (training 150 + 150 s, reflow 30 s, distillation 3 x 25 s, the
+rest about 2 minutes).
 
     python benchmarks/images.py --device cuda                     # the full benchmark
     python benchmarks/images.py --tiny                            # CPU smoke run, < 1 minute
@@ -374,9 +375,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--budget", type=float, default=150.0, help="training seconds per model")
-    p.add_argument("--fewstep-budget", type=float, default=40.0, help="reflow training seconds")
+    p.add_argument("--fewstep-budget", type=float, default=30.0, help="reflow training seconds")
     p.add_argument(
-        "--distill-budget", type=float, default=30.0, help="seconds per distillation round (3)"
+        "--distill-budget", type=float, default=25.0, help="seconds per distillation round (3)"
     )
     p.add_argument("--teacher-solver", default="dpm_solver_pp")
     p.add_argument("--teacher-nfe", type=int, default=4, help="per 4-step student step")
@@ -424,6 +425,8 @@ def main() -> None:
         phases[name] = round(now - clock, 1)
         clock = now
         print(f"[{name}: {phases[name]:.0f} s]", flush=True)
+        # what is done so far, in case the run is cut short
+        args.out.write_text(json.dumps({**result, "phases": phases}, indent=2, default=str) + "\n")
 
     ours, info = train_ours(args, data, labels["train"], device)
     result["train"] = {"flowforge": {**info, "params": n_params(ours)}}
