@@ -1,6 +1,7 @@
 # Two commands set up everything on a fresh machine with python3 and pip:
 #   make demo   create .venv, install core + every in-repo plugin, run the quickstart end to end
-#   make test   same set-up, then the schema check, lint and the test suite (all but `gpu` tests)
+#   make test   same set-up, then the schema check, lint and the test suite (all but `gpu` tests,
+#               two worker processes of one torch thread each: pytest-xdist)
 # Both are idempotent: .venv is reused while requirements and pins are unchanged.
 
 PYTHON ?= python3
@@ -24,7 +25,7 @@ demo: setup
 test: setup
 	$(BIN)/flowforge schema --check
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not gpu" -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not gpu" -q -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
