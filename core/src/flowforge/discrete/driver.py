@@ -21,6 +21,7 @@ from flowforge.discrete.guidance.base import DiscreteGuidance
 from flowforge.discrete.paths import DiscretePath
 from flowforge.discrete.solvers import DiscreteSolver
 from flowforge.errors import InvalidArgumentError
+from flowforge.grids import make_grid
 from flowforge.solvers.base import StepInfo
 from flowforge.tensors import as_time
 
@@ -112,8 +113,7 @@ def sample(
     like = torch.zeros((), dtype=torch.float32, device=device)
     t0, t1 = path.t_span if t_span is None else t_span
     t0, t1 = as_time(t0, batch, like), as_time(t1, batch, like)
-    steps_frac = torch.linspace(0.0, 1.0, steps + 1, device=device)[:, None]
-    grid = t0[None] + (t1 - t0)[None] * steps_frac
+    grid = make_grid("uniform", path, t0, t1, steps, "uniform")
     f = DiscreteDynamics(model, path, hooks, cond, cache=solver.cache)
     x = x_init.clone()
     f.frozen = None if valid is None else ~valid.to(device=device, dtype=torch.bool)

@@ -26,6 +26,7 @@ from flowforge.discrete.product import ProductPath, State
 from flowforge.discrete.solvers import DiscreteSolver
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
+from flowforge.grids import make_grid
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import Adaptive, Solver, StepInfo
 from flowforge.tensors import as_time
@@ -95,7 +96,7 @@ def sample_mixed(
     like = torch.zeros((), device=device)
     t0, t1 = path.t_span if t_span is None else t_span
     t0, t1 = as_time(t0, batch, like), as_time(t1, batch, like)
-    grid = t0[None] + (t1 - t0)[None] * torch.linspace(0, 1, nfe + 1, device=device)[:, None]
+    grid = make_grid("uniform", path, t0, t1, nfe, "uniform")
     times = grid.unbind(0)
     valid = path.valid(state)
     dyn: dict[str, Dynamics] = {}
