@@ -158,7 +158,7 @@ class Dynamics:
         For solvers that evaluate a subset of the samples (dopri5: those still running)."""
         full = self.cond
         if index.shape[0] != batch:
-            self.cond = {k: _take_rows(v, index, batch) for k, v in full.items()}
+            self.cond = {k: take_rows(v, index, batch) for k, v in full.items()}
         try:
             yield
         finally:
@@ -174,7 +174,7 @@ class Dynamics:
         self._memory.clear()
 
 
-def _take_rows(value: Any, index: Tensor, batch: int) -> Any:
+def take_rows(value: Any, index: Tensor, batch: int) -> Any:
     """Rows `index` of a per-sample tensor (first dimension `batch`); anything else as it is."""
     if isinstance(value, Tensor) and value.ndim and value.shape[0] == batch:
         return value[index]

@@ -21,13 +21,7 @@ from torch import Tensor
 
 from flowforge.discrete.paths import DiscretePath, MaskedPath
 from flowforge.discrete.subs import clean_log_probs
-
-
-def _rows(value: Any, index: Tensor | None, batch: int) -> Any:
-    """A condition's rows `index` (tensors with the batch as first dimension), else itself."""
-    if index is None or not isinstance(value, Tensor) or value.ndim == 0:
-        return value
-    return value[index] if value.shape[0] == batch else value
+from flowforge.field import take_rows
 
 
 class DiscreteDynamics:
@@ -65,8 +59,11 @@ class DiscreteDynamics:
         return clean_log_probs(logits, x_t, self.path)
 
     def _evaluate(self, x_t: Tensor, t: Tensor, index: Tensor | None) -> Tensor:
-        cond = {k: _rows(v, index, self.batch) for k, v in self.cond.items()}
-        x, tt = (x_t, t) if index is None else (x_t[index], t[index])
+        if index is None:
+            cond, x, tt = self.cond, x_t, t
+        else:
+            cond = {k: take_rows(v, index, self.batch) for k, v in self.cond.items()}
+            x, tt = x_t[index], t[index]
         log_p = self.network(x, tt, cond)
         for g in self.guidance:
             log_p = g.on_log_probs(log_p, x, tt, cond, self)
