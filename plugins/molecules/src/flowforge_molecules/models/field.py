@@ -13,6 +13,7 @@ whole batch, is the null condition (a learned embedding), which classifier-free 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -23,6 +24,8 @@ from flowforge_molecules.com import remove_com
 
 
 class Backbone(Protocol):
+    """`(x (B, N, 3), h (B, N, d_in), mask (B, N), edge_attr (B, N, N, E))` -> `(x_out, h_out)`."""
+
     def __call__(
         self, x: Tensor, h: Tensor, mask: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]: ...
@@ -38,7 +41,7 @@ class MoleculeField(nn.Module):
     def __init__(
         self,
         num_features: int,
-        backbone_factory,
+        backbone_factory: Callable[[int, int, int], Backbone],
         time_embed_dim: int = 32,
         num_properties: int = 0,
         property_embed_dim: int = 32,
