@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -37,11 +38,26 @@ def write_outputs(
             plot_loss(run.read_log(), run.plots / "loss.png"),
         ]
         files += [p for p in made if p is not None]
+    finish_run(run, spec, files, metrics, record, resume_command)
+
+
+def finish_run(
+    run: RunDir,
+    spec: ExperimentSpec,
+    files: list[Path],
+    metrics: dict[str, float],
+    record: dict[str, Any],
+    resume_command: str,
+) -> list[Path]:
+    """Write metrics.json and report.md after a task's own `files` (written already); the
+    report lists them, the log, the checkpoints and itself. Returns every file listed."""
     run.write_metrics({**metrics, **record})
-    files += [run.metrics_path, run.log_path] if run.log_path.is_file() else [run.metrics_path]
-    files += run_checkpoints(run)
-    files.append(run.report_path)
+    files = [*files, run.metrics_path]
+    if run.log_path.is_file():
+        files.append(run.log_path)
+    files += [*run_checkpoints(run), run.report_path]
     write_report(run, spec, metrics, record, files, resume_command)
+    return files
 
 
 def run_checkpoints(run: RunDir) -> list:

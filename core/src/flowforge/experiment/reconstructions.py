@@ -18,9 +18,8 @@ from torch import Tensor
 
 from flowforge.distributed import current
 from flowforge.experiment.directory import RunDir
-from flowforge.experiment.outputs import run_checkpoints
+from flowforge.experiment.outputs import finish_run
 from flowforge.experiment.plots import plot_loss, plot_posterior
-from flowforge.experiment.report import write_report
 from flowforge.spec.models import ExperimentSpec
 
 
@@ -75,9 +74,4 @@ def write_reconstructions(
             plot_loss(run.read_log(), run.plots / "loss.png"),
         ]
         files += [p for p in made if p is not None]
-    run.write_metrics({**metrics, **record})
-    files += [run.metrics_path, run.log_path] if run.log_path.is_file() else [run.metrics_path]
-    files += run_checkpoints(run)
-    files.append(run.report_path)
-    write_report(run, spec, metrics, record, files, resume_command)
-    return files
+    return finish_run(run, spec, files, metrics, record, resume_command)
