@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import Tensor
 
 SCATTER_POINTS = 3000
@@ -20,25 +21,35 @@ def _figure(width: float = 5.0, height: float = 4.0):
     return fig
 
 
+def _points(x: Tensor) -> np.ndarray:
+    """The first `SCATTER_POINTS` rows of `x` as a numpy array."""
+    return x[:SCATTER_POINTS].cpu().numpy()
+
+
+def _frame(ax: Any, title: str, ref: np.ndarray) -> None:
+    """Title an equal-aspect scatter panel whose limits frame `ref (n, 2)` with 10% padding."""
+    pad = 0.1 * (ref.max(0) - ref.min(0))
+    lo, hi = ref.min(0) - pad, ref.max(0) + pad
+    ax.set_title(title)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal", adjustable="box")
+
+
 def plot_samples(samples: Tensor, test: Tensor, out: Path) -> Path | None:
     """Side-by-side scatter of generated samples and held-out data (2-D data only)."""
     if samples.ndim != 2 or samples.shape[1] != 2:
         return None
     fig = _figure(9.0, 3.8)
     axes = fig.subplots(1, 2)
-    ref = test[:SCATTER_POINTS].cpu().numpy()
-    pad = 0.1 * (ref.max(0) - ref.min(0))
-    lo, hi = ref.min(0) - pad, ref.max(0) + pad
+    ref = _points(test)
     for ax, points, title, color in (
         (axes[0], test, "held-out data", "tab:blue"),
         (axes[1], samples, "generated samples", "tab:orange"),
     ):
-        p = points[:SCATTER_POINTS].cpu().numpy()
+        p = _points(points)
         ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, color=color, linewidths=0)
-        ax.set_title(f"{title} (n={len(p)})")
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_aspect("equal", adjustable="box")
+        _frame(ax, f"{title} (n={len(p)})", ref)
     fig.tight_layout()
     fig.savefig(out)
     return out
@@ -78,21 +89,16 @@ def plot_posterior(
         panels.append(("exact posterior", exact, "tab:green"))
     fig = _figure(4.5 * len(panels), 3.8)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    ref = data[:SCATTER_POINTS].cpu().numpy()
-    pad = 0.1 * (ref.max(0) - ref.min(0))
-    lo, hi = ref.min(0) - pad, ref.max(0) + pad
+    ref = _points(data)
     for ax, (title, points, color) in zip(axes, panels, strict=True):
-        p = points[:SCATTER_POINTS].cpu().numpy()
+        p = _points(points)
         ax.scatter(ref[:, 0], ref[:, 1], s=2, alpha=0.25, color="tab:gray", linewidths=0)
         ax.scatter(p[:, 0], p[:, 1], s=3, alpha=0.6, color=color, linewidths=0)
         if truth is not None:
             t = truth.cpu().numpy()
             ax.scatter([t[0]], [t[1]], marker="*", s=120, color="black", label="truth")
             ax.legend(loc="upper right", fontsize=8)
-        ax.set_title(f"{title} (n={len(p)})")
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
-        ax.set_aspect("equal", adjustable="box")
+        _frame(ax, f"{title} (n={len(p)})", ref)
     fig.tight_layout()
     fig.savefig(out)
     return out
