@@ -42,17 +42,24 @@ class SampleResult:
     nfe: int
 
 
-def _guidance_list(guidance: Any) -> list[Guidance]:
+def guidance_list(
+    guidance: Any, kind: type[Guidance] = Guidance, refuse: str | None = None
+) -> list[Guidance]:
+    """The sampler's `guidance` (None, a name, an instance, or a list of them; None entries are
+    skipped) resolved through the registry; each must be a `kind` (else `refuse`, with `{name}`
+    the guidance's type, is the error) with nothing it `needs` missing."""
     if guidance is None:
         return []
     items = (
         guidance if isinstance(guidance, Sequence) and not isinstance(guidance, str) else [guidance]
     )
-    out = [registry.resolve("guidance", g) for g in items]
+    out = [registry.resolve("guidance", g) for g in items if g is not None]
     for g in out:
-        if not isinstance(g, Guidance):
+        if not isinstance(g, kind):
             raise InvalidArgumentError(
                 f"guidance must be a registered name or a Guidance, got {g!r}"
+                if refuse is None
+                else refuse.format(name=type(g).__name__)
             )
         if g.needs:
             raise InvalidArgumentError(
@@ -178,7 +185,7 @@ def sample(
         )
     path, solver = _resolve(path, solver)
     check_prediction(prediction)
-    hooks = _guidance_list(guidance)
+    hooks = guidance_list(guidance)
     dtype = _state_dtype(solver_dtype, x_init)
     net = field if dtype == x_init.dtype else NetworkBoundary(field, x_init.dtype, dtype)
     x = x_init.to(dtype)

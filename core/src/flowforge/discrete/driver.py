@@ -8,7 +8,7 @@ cached sampler skips rows or guidance calls the model more than once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from flowforge.discrete.dynamics import DiscreteDynamics
 from flowforge.discrete.guidance.base import DiscreteGuidance
 from flowforge.discrete.paths import DiscretePath
 from flowforge.discrete.solvers import DiscreteSolver
+from flowforge.driver import guidance_list
 from flowforge.errors import InvalidArgumentError
 from flowforge.grids import make_grid
 from flowforge.solvers.base import StepInfo
@@ -54,21 +55,12 @@ def _resolve(path: Any, solver: Any, guidance: Any) -> tuple[DiscretePath, Discr
             f"solver must be a discrete solver (ancestral, mdlm_cached, tau_leaping, ctmc_euler), "
             f"got {solver!r}"
         )
-    items = (
-        guidance if isinstance(guidance, Sequence) and not isinstance(guidance, str) else [guidance]
+    hooks = guidance_list(
+        guidance,
+        DiscreteGuidance,
+        "guidance {name} steers continuous solves; discrete samplers take discrete_cfg, svdd or "
+        "infill",
     )
-    hooks = [registry.resolve("guidance", g) for g in items if g is not None]
-    for g in hooks:
-        if not isinstance(g, DiscreteGuidance):
-            raise InvalidArgumentError(
-                f"guidance {type(g).__name__} steers continuous solves; discrete samplers take "
-                "discrete_cfg, svdd or infill"
-            )
-        if g.needs:
-            raise InvalidArgumentError(
-                f"guidance {type(g).__name__} is missing {', '.join(g.needs)}: give it when "
-                "building it (see its docstring)"
-            )
     return path, solver, hooks
 
 
