@@ -65,6 +65,12 @@ class CheckpointError(FlowforgeError):
     """A checkpoint is missing, corrupt, or does not match the model it is loaded into."""
 
 
+class ContractError(FlowforgeError, AssertionError):
+    """A component breaks a property every component of its kind must have (raised by the
+    contract checks of `flowforge.testing`; an AssertionError too, so test runners report it as
+    a failed check)."""
+
+
 @dataclass(frozen=True)
 class UnknownName:
     """Helper for the 'did you mean' part of unknown-name messages."""

@@ -9,7 +9,8 @@ the mixin's test methods check the properties every component of that kind must 
         name = "ralston"          # a registered solver; or override the `component` fixture
 
 Names are imported lazily, so that loading the pytest plugin (`flowforge.testing.pytest_plugin`)
-stays cheap and pytest can still rewrite the assertions of the contract modules.
+stays cheap. The checks raise `flowforge.errors.ContractError` through `require`, never `assert`,
+so they hold under `python -O` too.
 """
 
 from __future__ import annotations

@@ -18,9 +18,6 @@ from typing import Any
 
 import pytest
 
-# The contract mixins use plain asserts; have pytest explain their failures.
-pytest.register_assert_rewrite("flowforge.testing.contracts")
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("flowforge").addoption(

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 from flowforge.training.couplings import Coupled, Coupling
 
 F64 = torch.float64
@@ -55,32 +56,47 @@ class CouplingContract(Contract):
     def test_keeps_data_and_draws_noise_from_the_batch(self, component: Coupling, dtype):
         x_0, x_1, labels = self._batch(dtype)
         out = self._pair(component, x_0, x_1, labels)
-        assert torch.equal(out.x_1, x_1), "a coupling must not change the data side"
-        assert out.x_0.shape == x_0.shape and out.x_0.dtype == dtype
-        assert (source_rows(out.x_0, x_0) >= 0).all(), "paired noise must be rows of x_0"
+        require(torch.equal(out.x_1, x_1), "a coupling must not change the data side")
+        require(
+            out.x_0.shape == x_0.shape and out.x_0.dtype == dtype,
+            "expected out.x_0.shape == x_0.shape and out.x_0.dtype == dtype",
+        )
+        require((source_rows(out.x_0, x_0) >= 0).all(), "paired noise must be rows of x_0")
 
     def test_weights_are_positive_with_mean_one(self, component: Coupling):
         x_0, x_1, labels = self._batch()
         weight = self._pair(component, x_0, x_1, labels).weight
         if weight is None:
             pytest.skip(f"{type(component).__name__} does not weigh pairs")
-        assert weight.shape == (self.batch,)
-        assert torch.isfinite(weight).all() and (weight > 0).all()
-        assert float(weight.mean()) == pytest.approx(1.0, abs=1e-6)
+        require(weight.shape == (self.batch,), "expected weight.shape == (self.batch,)")
+        require(
+            torch.isfinite(weight).all() and (weight > 0).all(),
+            "expected torch.isfinite(weight).all() and (weight > 0).all()",
+        )
+        require(
+            float(weight.mean()) == pytest.approx(1.0, abs=1e-6),
+            "expected float(weight.mean()) == pytest.approx(1.0, abs=1e-6)",
+        )
 
     def test_depends_only_on_the_generator(self, component: Coupling):
         x_0, x_1, labels = self._batch()
         a, b = (self._pair(component, x_0, x_1, labels, seed=3) for _ in range(2))
-        assert torch.equal(a.x_0, b.x_0)
-        assert (a.weight is None) == (b.weight is None)
+        require(torch.equal(a.x_0, b.x_0), "expected torch.equal(a.x_0, b.x_0)")
+        require(
+            (a.weight is None) == (b.weight is None),
+            "expected (a.weight is None) == (b.weight is None)",
+        )
         if a.weight is not None:
-            assert torch.equal(a.weight, b.weight)
+            require(torch.equal(a.weight, b.weight), "expected torch.equal(a.weight, b.weight)")
 
     def test_labels(self, component: Coupling):
         if not component.needs_labels:
             pytest.skip(f"{type(component).__name__} does not use labels")
         x_0, x_1, labels = self._batch()
         out = self._pair(component, x_0, x_1, labels)
-        assert torch.equal(labels[source_rows(out.x_0, x_0)], labels)
+        require(
+            torch.equal(labels[source_rows(out.x_0, x_0)], labels),
+            "expected torch.equal(labels[source_rows(out.x_0, x_0)], labels)",
+        )
         with pytest.raises(InvalidArgumentError, match="label"):
             self._pair(component, x_0, x_1, None)

@@ -26,6 +26,7 @@ from flowforge.guidance import Guidance
 from flowforge.solvers.base import Discrete
 from flowforge.targets import GaussianMixture
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 
 MIXTURE = GaussianMixture(means=[[-2.0, 0.0], [2.0, 1.0]], stds=[0.5, 0.3], weights=[0.3, 0.7])
 
@@ -107,19 +108,21 @@ class GuidanceContract(Contract):
         x_t, t = self._point()
         with _grad_mode(component):
             pred = self._dynamics(field, [component])(x_t, t)
-        assert isinstance(pred, Prediction), f"on_prediction returned {type(pred).__name__}"
-        assert pred.value.shape == x_t.shape and pred.value.dtype == x_t.dtype, (
+        require(isinstance(pred, Prediction), f"on_prediction returned {type(pred).__name__}")
+        require(
+            pred.value.shape == x_t.shape and pred.value.dtype == x_t.dtype,
             f"on_prediction turned {tuple(x_t.shape)} {x_t.dtype} into "
-            f"{tuple(pred.value.shape)} {pred.value.dtype}"
+            f"{tuple(pred.value.shape)} {pred.value.dtype}",
         )
-        assert torch.equal(pred.x_t, x_t) and torch.equal(pred.t, t), "the point (x_t, t) changed"
+        require(torch.equal(pred.x_t, x_t) and torch.equal(pred.t, t), "the point (x_t, t) changed")
 
     def test_after_step_keeps_shape_and_dtype(self, component: Guidance, field):
         x, t = self._point()
         with _grad_mode(component):
             out = component.after_step(x, t, self._dynamics(field, [component]))
-        assert out.shape == x.shape and out.dtype == x.dtype, (
-            f"after_step turned {tuple(x.shape)} {x.dtype} into {tuple(out.shape)} {out.dtype}"
+        require(
+            out.shape == x.shape and out.dtype == x.dtype,
+            f"after_step turned {tuple(x.shape)} {x.dtype} into {tuple(out.shape)} {out.dtype}",
         )
 
     def test_on_population_keeps_shapes(self, component: Guidance, field):
@@ -127,14 +130,16 @@ class GuidanceContract(Contract):
         log_w = torch.zeros(self.batch)
         with _grad_mode(component):
             out, out_w = component.on_population(x, log_w, t, self._dynamics(field, [component]))
-        assert out.shape == x.shape and out.dtype == x.dtype, "on_population changed the particles"
-        assert out_w.shape == log_w.shape and out_w.dtype == log_w.dtype, (
-            "log_weights changed shape"
+        require(
+            out.shape == x.shape and out.dtype == x.dtype, "on_population changed the particles"
+        )
+        require(
+            out_w.shape == log_w.shape and out_w.dtype == log_w.dtype, "log_weights changed shape"
         )
 
     def test_guided_solve_is_finite(self, component: Guidance, field):
         out = self._solve(field, [component])
-        assert bool(torch.isfinite(out).all())
+        require(bool(torch.isfinite(out).all()), "expected bool(torch.isfinite(out).all())")
 
     def test_neutral_setting_changes_nothing(self, neutral: Guidance, field):
         x, t = self._point(torch.float64)

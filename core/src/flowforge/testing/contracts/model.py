@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from flowforge.errors import InvalidArgumentError, SpecError
 from flowforge.registry import Component
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 
 DEFAULT_DATA_SHAPE = (2,)
 
@@ -69,18 +70,19 @@ class ModelFactoryContract(Contract):
         return x_t, torch.linspace(0.1, 0.9, self.batch)
 
     def test_is_module(self, component: nn.Module):
-        assert isinstance(component, nn.Module), f"the factory built a {type(component).__name__}"
+        require(isinstance(component, nn.Module), f"the factory built a {type(component).__name__}")
 
     def test_output_has_input_shape_and_dtype(self, network: nn.Module, inputs):
         x_t, t = inputs
         out = network(x_t, t)
-        assert isinstance(out, Tensor) and out.shape == x_t.shape and out.dtype == x_t.dtype, (
-            f"model maps {tuple(x_t.shape)} {x_t.dtype} to {getattr(out, 'shape', type(out))}"
+        require(
+            isinstance(out, Tensor) and out.shape == x_t.shape and out.dtype == x_t.dtype,
+            f"model maps {tuple(x_t.shape)} {x_t.dtype} to {getattr(out, 'shape', type(out))}",
         )
 
     def test_deterministic_in_eval_mode(self, network: nn.Module, inputs):
         with torch.no_grad():
-            assert torch.equal(network(*inputs), network(*inputs)), "eval-mode output varies"
+            require(torch.equal(network(*inputs), network(*inputs)), "eval-mode output varies")
 
     def test_per_sample_times(self, network: nn.Module, inputs):
         x_t, t = inputs
@@ -89,7 +91,7 @@ class ModelFactoryContract(Contract):
             alone = torch.cat([network(x_t[i : i + 1], t[i : i + 1]) for i in range(len(t))])
             other_times = network(x_t, t.flip(0))
         torch.testing.assert_close(batch, alone, rtol=1e-4, atol=1e-5)
-        assert not torch.allclose(batch, other_times), "the output does not depend on t"
+        require(not torch.allclose(batch, other_times), "the output does not depend on t")
 
     def test_gradients_reach_parameters(self, network: nn.Module, inputs):
         params = [p for p in network.parameters() if p.requires_grad]
@@ -98,9 +100,12 @@ class ModelFactoryContract(Contract):
         network.train()
         out = network(*inputs)
         (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(2))).sum().backward()
-        assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params)
+        require(
+            any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params),
+            "expected any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in params)",
+        )
 
     def test_rejects_unknown_params(self, registered_component: Component):
         with pytest.raises(SpecError) as err:
             registered_component.validate({"not_a_parameter": 1}, where="model.params")
-        assert "not_a_parameter" in str(err.value), str(err.value)
+        require("not_a_parameter" in str(err.value), str(err.value))

@@ -14,6 +14,7 @@ from flowforge.graph import forbid_host_sync
 from flowforge.operators import Operator, SVDOperator
 from flowforge.registry import Component
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 
 F64 = torch.float64
 TOL = {"rtol": 1e-10, "atol": 1e-10}
@@ -67,19 +68,27 @@ class OperatorContract(Contract):
     def test_adjoint(self, component: Operator):
         x, y = self._signals(component)
         at_y = component.adjoint(y)
-        assert at_y.shape == x.shape, f"A^T y has shape {tuple(at_y.shape)}, x has {tuple(x.shape)}"
-        assert component.forward(x).shape[0] == x.shape[0], "A x must keep the batch dimension"
+        require(
+            at_y.shape == x.shape, f"A^T y has shape {tuple(at_y.shape)}, x has {tuple(x.shape)}"
+        )
+        require(component.forward(x).shape[0] == x.shape[0], "A x must keep the batch dimension")
         lhs, rhs = inner(component.forward(x), y), inner(x, at_y)
         torch.testing.assert_close(lhs, rhs, rtol=1e-10, atol=1e-10 * float(rhs.abs().max()))
 
     def test_declared_shapes(self, component: Operator):
         x, y = self._signals(component)
         if component.signal_shape is not None:
-            assert component.signal_shape == tuple(self.signal_shape)
+            require(
+                component.signal_shape == tuple(self.signal_shape),
+                "expected component.signal_shape == tuple(self.signal_shape)",
+            )
             with pytest.raises(InvalidArgumentError):
                 component.forward(x.reshape(self.batch, -1)[:, :-1])
         if component.measurement_shape is not None:
-            assert tuple(y.shape[1:]) == component.measurement_shape
+            require(
+                tuple(y.shape[1:]) == component.measurement_shape,
+                "expected tuple(y.shape[1:]) == component.measurement_shape",
+            )
 
     def test_pinv(self, component: Operator):
         if not component.has_pinv:
@@ -88,7 +97,7 @@ class OperatorContract(Contract):
         a_x = component.forward(x)
         torch.testing.assert_close(component.forward(component.pinv(a_x)), a_x, **TOL)
         p_y = component.pinv(y)
-        assert p_y.shape == x.shape, f"A^+ y has shape {tuple(p_y.shape)}, x has {tuple(x.shape)}"
+        require(p_y.shape == x.shape, f"A^+ y has shape {tuple(p_y.shape)}, x has {tuple(x.shape)}")
         scale = 1 + float(p_y.abs().max())  # A^+ may be large (blur): compare relative to it
         torch.testing.assert_close(
             component.pinv(component.forward(p_y)), p_y, rtol=1e-10, atol=1e-10 * scale
@@ -104,7 +113,10 @@ class OperatorContract(Contract):
             **TOL,
         )
         null = component.project_nullspace(x)
-        assert float(component.forward(null).abs().max()) < 1e-10 * (1 + float(a_x.abs().max()))
+        require(
+            float(component.forward(null).abs().max()) < 1e-10 * (1 + float(a_x.abs().max())),
+            "the null-space projection is not in the null space: A (x - A^+ A x) != 0",
+        )
 
     def test_svd(self, component: Operator):
         if not isinstance(component, SVDOperator):
@@ -112,7 +124,7 @@ class OperatorContract(Contract):
         x, _ = self._signals(component)
         s_x = component.vt(x)
         s = component.singular_values(s_x)
-        assert s.dtype == F64 and bool((s >= 0).all()), "singular values must be >= 0"
+        require(s.dtype == F64 and bool((s >= 0).all()), "singular values must be >= 0")
         torch.testing.assert_close(component.v(s_x), x, **TOL)
         torch.testing.assert_close(s_x.flatten(1).norm(dim=1), x.flatten(1).norm(dim=1), **TOL)
         gram = component.adjoint(component.forward(x))
@@ -127,11 +139,14 @@ class OperatorContract(Contract):
         x, y = self._signals(component)
         for call, arg in ((component.forward, x), (component.adjoint, y)):
             out = call(arg.float())
-            assert out.dtype == torch.float32, f"{call.__name__} returned {out.dtype}"
+            require(out.dtype == torch.float32, f"{call.__name__} returned {out.dtype}")
             scale = float(call(arg).abs().max()) + 1
             torch.testing.assert_close(out.double(), call(arg), rtol=0, atol=1e-5 * scale)
         if component.has_pinv:  # dtype only: A^+ amplifies rounding by the condition number
-            assert component.pinv(y.float()).dtype == torch.float32
+            require(
+                component.pinv(y.float()).dtype == torch.float32,
+                "expected component.pinv(y.float()).dtype == torch.float32",
+            )
 
     def test_no_host_sync(self, component: Operator):
         x, y = self._signals(component)
@@ -149,7 +164,7 @@ class OperatorContract(Contract):
                 component.gram_solve(x, 1.0)
 
     def test_noise_model(self, component: Operator):
-        assert float(component.noise_std) >= 0.0
+        require(float(component.noise_std) >= 0.0, "expected float(component.noise_std) >= 0.0")
         x, _ = self._signals(component)
         if component.noise_std == 0:
             torch.testing.assert_close(component.simulate(x), component.forward(x), rtol=0, atol=0)
@@ -158,4 +173,7 @@ class OperatorContract(Contract):
         y = component.simulate(x, gen())
         torch.testing.assert_close(y, component.simulate(x, gen()), rtol=0, atol=0)
         res = (y - component.forward(x)).flatten()
-        assert abs(float(res.std()) / component.noise_std - 1) < 5 / math.sqrt(res.numel())
+        require(
+            abs(float(res.std()) / component.noise_std - 1) < 5 / math.sqrt(res.numel()),
+            "expected abs(float(res.std()) / component.noise_std - 1) < 5 / math.sqrt(res.numel())",
+        )

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from flowforge.paths import PREDICTIONS, AffinePath, Path
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 
 F64 = torch.float64
 
@@ -53,15 +54,15 @@ class PathContract(Contract):
 
     def test_t_span_in_unit_interval(self, component: Path):
         t0, t1 = component.t_span
-        assert 0.0 <= t0 < t1 <= 1.0, f"t_span {component.t_span} must satisfy 0 <= t0 < t1 <= 1"
+        require(0.0 <= t0 < t1 <= 1.0, f"t_span {component.t_span} must satisfy 0 <= t0 < t1 <= 1")
 
     def test_sample_keeps_shapes_and_dtype(self, component: Path, generator: torch.Generator):
         x_0, x_1, t = self._endpoints(component, generator, dtype=torch.float32)
         s = component.sample(x_0, x_1, t)
         for name in ("x_t", "dx_t"):
             value = getattr(s, name)
-            assert value.shape == x_1.shape, f"{name} has shape {tuple(value.shape)}"
-            assert value.dtype == torch.float32, f"{name} is {value.dtype} for float32 inputs"
+            require(value.shape == x_1.shape, f"{name} has shape {tuple(value.shape)}")
+            require(value.dtype == torch.float32, f"{name} is {value.dtype} for float32 inputs")
 
     def test_sample_is_affine_combination(self, affine: AffinePath, generator: torch.Generator):
         x_0, x_1, t = self._endpoints(affine, generator)
@@ -88,7 +89,7 @@ class PathContract(Contract):
 
     def test_log_snr_increasing(self, affine: AffinePath):
         steps = affine.log_snr(interior_times(affine, 201)).diff()
-        assert bool((steps > 0).all()), "log_snr must increase strictly with t (t=1 is data)"
+        require(bool((steps > 0).all()), "log_snr must increase strictly with t (t=1 is data)")
 
     def test_t_from_log_snr_inverts_log_snr(self, affine: AffinePath):
         t = interior_times(affine, 19)

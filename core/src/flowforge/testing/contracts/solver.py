@@ -22,6 +22,7 @@ from flowforge.solvers import ODE, SDE, Adaptive, Discrete, Solver
 from flowforge.targets import GaussianMixture
 from flowforge.testing.contracts.base import Contract
 from flowforge.testing.fakes import CountingField
+from flowforge.testing.require import require
 
 F64 = torch.float64
 MIXTURE = GaussianMixture(means=[[-2.0, 0.0], [2.0, 1.0]], stds=[0.5, 0.3], weights=[0.3, 0.7])
@@ -91,23 +92,30 @@ class SolverContract(Contract):
         )
 
     def test_is_frozen_dataclass_with_order(self, solver: Solver):
-        assert dataclasses.is_dataclass(solver) and solver.__dataclass_params__.frozen, (
-            f"{type(solver).__name__} must be a frozen dataclass (solvers are stateless)"
+        require(
+            dataclasses.is_dataclass(solver) and solver.__dataclass_params__.frozen,
+            f"{type(solver).__name__} must be a frozen dataclass (solvers are stateless)",
         )
-        assert isinstance(solver.order, int) and solver.order >= 1
+        require(
+            isinstance(solver.order, int) and solver.order >= 1,
+            "expected isinstance(solver.order, int) and solver.order >= 1",
+        )
 
     def test_exact_nfe(self, fixed_nfe_solver: Solver, generator: torch.Generator):
         valid = valid_nfes(fixed_nfe_solver, self.max_nfe)
-        assert valid, f"{fixed_nfe_solver.name} accepts no nfe in 1..{self.max_nfe}"
+        require(valid, f"{fixed_nfe_solver.name} accepts no nfe in 1..{self.max_nfe}")
         x = torch.randn(3, 2, generator=generator)
         for nfe in valid[:3]:
             field = CountingField(MIXTURE.field(CondOT()))
             out = self._solve(
                 fixed_nfe_solver, x, nfe, field, generator=generator, return_trajectory=True
             )
-            assert field.calls == nfe, f"nfe={nfe} but the model was called {field.calls} times"
-            assert out.nfe == nfe
-            assert out.trajectory.shape[0] == fixed_nfe_solver.steps_for_nfe(nfe) + 1
+            require(field.calls == nfe, f"nfe={nfe} but the model was called {field.calls} times")
+            require(out.nfe == nfe, "expected out.nfe == nfe")
+            require(
+                out.trajectory.shape[0] == fixed_nfe_solver.steps_for_nfe(nfe) + 1,
+                "expected out.trajectory.shape[0] == fixed_nfe_solver.steps_for_nfe(nfe) + 1",
+            )
 
     def test_invalid_nfe_names_valid_values(self, fixed_nfe_solver: Solver):
         valid = valid_nfes(fixed_nfe_solver, self.max_nfe)
@@ -118,8 +126,9 @@ class SolverContract(Contract):
                 self._solve(fixed_nfe_solver, x, nfe)
             if nfe > 0:
                 numbers = set(re.findall(r"\d+", str(err.value)))
-                assert {str(v) for v in valid[:2]} <= numbers, (
-                    f"nfe={nfe}: the error should name valid values like {valid[:2]}: {err.value}"
+                require(
+                    {str(v) for v in valid[:2]} <= numbers,
+                    f"nfe={nfe}: the error should name valid values like {valid[:2]}: {err.value}",
                 )
 
     def test_t_span_honoured_exactly(self, fixed_nfe_solver: Solver, generator: torch.Generator):
@@ -136,9 +145,12 @@ class SolverContract(Contract):
                 return_trajectory=True,
             )
             want0, want1 = (torch.as_tensor(t, dtype=x.dtype).expand(3) for t in (t0, t1))
-            assert torch.equal(out.times[0], want0), f"times[0] = {out.times[0]}, t0 = {want0}"
-            assert torch.equal(out.times[-1], want1), f"times[-1] = {out.times[-1]}, t1 = {want1}"
-            assert torch.equal(out.trajectory[-1], out.x)
+            require(torch.equal(out.times[0], want0), f"times[0] = {out.times[0]}, t0 = {want0}")
+            require(torch.equal(out.times[-1], want1), f"times[-1] = {out.times[-1]}, t1 = {want1}")
+            require(
+                torch.equal(out.trajectory[-1], out.x),
+                "expected torch.equal(out.trajectory[-1], out.x)",
+            )
 
     def test_batch_solves_like_single_samples(self, fixed_nfe_solver: Solver):
         """Per-sample `t_span (B,)` on image-shaped states: sample i solves as if it were alone."""
@@ -157,7 +169,10 @@ class SolverContract(Contract):
             t_span=(t0, t1),
             generator=torch.Generator().manual_seed(3),
         )
-        assert batch.shape == x.shape and batch.dtype == x.dtype
+        require(
+            batch.shape == x.shape and batch.dtype == x.dtype,
+            "expected batch.shape == x.shape and batch.dtype == x.dtype",
+        )
         for i in range(3):
             one = self._solve(
                 fixed_nfe_solver,
@@ -168,7 +183,7 @@ class SolverContract(Contract):
                 generator=torch.Generator().manual_seed(3),
             )
             if isinstance(fixed_nfe_solver, SDE):
-                assert torch.isfinite(one).all()
+                require(torch.isfinite(one).all(), "expected torch.isfinite(one).all()")
             else:
                 torch.testing.assert_close(batch[i : i + 1], one, rtol=1e-10, atol=1e-10)
 
@@ -179,18 +194,22 @@ class SolverContract(Contract):
             self._solve(fixed_nfe_solver, x, nfe, generator=torch.Generator().manual_seed(s))
             for s in (0, 0, 1)
         ]
-        assert torch.equal(runs[0], runs[1]), "the same generator seed must give the same result"
+        require(torch.equal(runs[0], runs[1]), "the same generator seed must give the same result")
         if isinstance(fixed_nfe_solver, SDE):
-            assert not torch.equal(runs[0], runs[2]), (
-                "an SDE solver must draw its noise from the generator"
+            require(
+                not torch.equal(runs[0], runs[2]),
+                "an SDE solver must draw its noise from the generator",
             )
 
     def test_finite_on_gaussian_mixture(self, fixed_nfe_solver: Solver, generator: torch.Generator):
         x = torch.randn(64, 2, generator=generator)
         for nfe in valid_nfes(fixed_nfe_solver, self.max_nfe)[:2]:
             out = self._solve(fixed_nfe_solver, x, nfe, generator=generator)
-            assert out.shape == x.shape and out.dtype == torch.float32
-            assert bool(torch.isfinite(out).all())
+            require(
+                out.shape == x.shape and out.dtype == torch.float32,
+                "expected out.shape == x.shape and out.dtype == torch.float32",
+            )
+            require(bool(torch.isfinite(out).all()), "expected bool(torch.isfinite(out).all())")
 
     def test_converges_at_its_order(self, fixed_nfe_solver: Solver):
         """The error against the exact flow shrinks like h^order, and is small with many steps.
@@ -211,7 +230,10 @@ class SolverContract(Contract):
             out = self._solve(solver, x_0, nfe, field, time_grid="uniform")
             errors[steps] = float((out - exact).abs().max())
         observed = math.log(errors[64] / errors[256]) / math.log(4)
-        assert observed >= solver.order - 0.3, (
-            f"observed order {observed:.2f} < declared order {solver.order}; errors {errors}"
+        require(
+            observed >= solver.order - 0.3,
+            f"observed order {observed:.2f} < declared order {solver.order}; errors {errors}",
         )
-        assert errors[256] <= 500 * (1 / 256) ** solver.order, f"error {errors[256]:.3g}, 256 steps"
+        require(
+            errors[256] <= 500 * (1 / 256) ** solver.order, f"error {errors[256]:.3g}, 256 steps"
+        )

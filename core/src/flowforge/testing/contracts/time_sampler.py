@@ -19,6 +19,7 @@ from torch import Tensor
 from flowforge import registry
 from flowforge.paths import Path
 from flowforge.testing.contracts.base import Contract
+from flowforge.testing.require import require
 from flowforge.training.time_samplers import TimeSampler
 
 F64 = torch.float64
@@ -62,10 +63,19 @@ class TimeSamplerContract(Contract):
         path = registry.create("path", path_name)
         t = _grid(path.t_span)
         density = component.density(t, path)
-        assert torch.isfinite(density).all() and (density >= 0).all()
-        assert float(torch.trapezoid(density, t)) == pytest.approx(1.0, abs=1e-4)
+        require(
+            torch.isfinite(density).all() and (density >= 0).all(),
+            "expected torch.isfinite(density).all() and (density >= 0).all()",
+        )
+        require(
+            float(torch.trapezoid(density, t)) == pytest.approx(1.0, abs=1e-4),
+            "expected float(torch.trapezoid(density, t)) == pytest.approx(1.0, abs=1e-4)",
+        )
         outside = torch.tensor([path.t_span[0] - 0.01, path.t_span[1] + 0.01], dtype=F64)
-        assert torch.equal(component.density(outside, path), torch.zeros(2, dtype=F64))
+        require(
+            torch.equal(component.density(outside, path), torch.zeros(2, dtype=F64)),
+            "expected torch.equal(component.density(outside, path), torch.zeros(2, dtype=F64))",
+        )
 
     @pytest.mark.parametrize("path_name", PATHS)
     def test_cdf_integrates_density_and_icdf_inverts_it(
@@ -76,7 +86,10 @@ class TimeSamplerContract(Contract):
         density = component.density(t, path)
         integral = torch.cat([torch.zeros(1, dtype=F64), torch.cumulative_trapezoid(density, t)])
         cdf = component.cdf(t, path)
-        assert float((cdf - integral).abs().max()) < 1e-4
+        require(
+            float((cdf - integral).abs().max()) < 1e-4,
+            "expected float((cdf - integral).abs().max()) < 1e-4",
+        )
         u = torch.linspace(0.001, 0.999, 999, dtype=F64)
         torch.testing.assert_close(component.cdf(component.icdf(u, path), path), u)
 
@@ -88,9 +101,12 @@ class TimeSamplerContract(Contract):
         path = registry.create("path", path_name)
         sampler = dataclasses.replace(component, draws=draws)
         t = self._draw(sampler, path, generator)
-        assert path.t_span[0] <= float(t.min()) and float(t.max()) <= path.t_span[1]
+        require(
+            path.t_span[0] <= float(t.min()) and float(t.max()) <= path.t_span[1],
+            "expected path.t_span[0] <= float(t.min()) and float(t.max()) <= path.t_span[1]",
+        )
         ks = stats.kstest(t.numpy(), lambda x: sampler.cdf(torch.from_numpy(x), path).numpy())
-        assert ks.pvalue > ALPHA, f"KS statistic {ks.statistic:.4f} (p = {ks.pvalue:.2e})"
+        require(ks.pvalue > ALPHA, f"KS statistic {ks.statistic:.4f} (p = {ks.pvalue:.2e})")
         # Equiprobable bins by the quantile function; expected counts from the density alone.
         bins = 40
         edges = sampler.icdf(torch.linspace(0, 1, bins + 1, dtype=F64), path)
@@ -104,15 +120,20 @@ class TimeSamplerContract(Contract):
         )
         counts = torch.histogram(t, edges).hist
         chi2 = float((((counts - len(t) * probs) ** 2) / (len(t) * probs)).sum())
-        assert chi2 < stats.chi2.ppf(1 - ALPHA, bins - 1), f"chi-square {chi2:.1f}"
+        require(chi2 < stats.chi2.ppf(1 - ALPHA, bins - 1), f"chi-square {chi2:.1f}")
 
     def test_explicit_t_span_is_honoured(self, component: TimeSampler, generator):
         path, span = registry.create("path", "cond_ot"), (0.2, 0.7)
         t = self._draw(component, path, generator, span)
-        assert span[0] <= float(t.min()) and float(t.max()) <= span[1]
+        require(
+            span[0] <= float(t.min()) and float(t.max()) <= span[1],
+            "expected span[0] <= float(t.min()) and float(t.max()) <= span[1]",
+        )
         grid = _grid(span)
         mass = float(torch.trapezoid(component.density(grid, path, span), grid))
-        assert mass == pytest.approx(1.0, abs=1e-4)
+        require(
+            mass == pytest.approx(1.0, abs=1e-4), "expected mass == pytest.approx(1.0, abs=1e-4)"
+        )
 
     def test_follows_like_and_the_generator(self, component: TimeSampler):
         path = registry.create("path", "cond_ot")
@@ -121,5 +142,11 @@ class TimeSamplerContract(Contract):
             64, path, generator=torch.Generator().manual_seed(seed), like=like
         )
         t = draw(5)
-        assert t.shape == (64,) and t.dtype == torch.float32 and t.device == like.device
-        assert torch.equal(t, draw(5)) and not torch.equal(t, draw(6))
+        require(
+            t.shape == (64,) and t.dtype == torch.float32 and t.device == like.device,
+            "expected t.shape == (64,) and t.dtype == torch.float32 and t.device == like.device",
+        )
+        require(
+            torch.equal(t, draw(5)) and not torch.equal(t, draw(6)),
+            "expected torch.equal(t, draw(5)) and not torch.equal(t, draw(6))",
+        )
