@@ -21,6 +21,21 @@ from flowforge_molecules.elements import CHARGES
 from flowforge_molecules.state import MoleculeState
 
 
+def charge_hits(state: MoleculeState, charges: tuple[int, ...]) -> Tensor:
+    """`(B, N, C)` bool: each atom's formal charge matched against the vocabulary `charges`.
+
+    Raises when a real atom's charge is outside the vocabulary (padding atoms are not checked).
+    """
+    hit = state.charge.unsqueeze(-1) == torch.tensor(charges, device=state.charge.device)
+    bad = state.mask & ~hit.any(-1)
+    if bool(bad.any()):
+        raise InvalidArgumentError(
+            f"formal charges {sorted(set(state.charge[bad].tolist()))} are outside the charge "
+            f"vocabulary {list(charges)}"
+        )
+    return hit
+
+
 @dataclass(frozen=True)
 class OneHotEncoding:
     """Encode a `MoleculeState` as one tensor and back.
@@ -51,14 +66,8 @@ class OneHotEncoding:
 
     def encode(self, state: MoleculeState) -> Tensor:
         """`x (B, N, F)` of `state`: zero-centroid positions and scaled one-hots, 0 on padding."""
-        index = torch.tensor(self.charges, device=state.charge.device)
-        hit = state.charge.unsqueeze(-1) == index
+        hit = charge_hits(state, self.charges)
         real = state.mask
-        if bool((~hit.any(-1) & real).any()):
-            bad = sorted(set(state.charge[real & ~hit.any(-1)].tolist()))
-            raise InvalidArgumentError(
-                f"formal charges {bad} are outside the charge vocabulary {list(self.charges)}"
-            )
         m = real.unsqueeze(-1).float()
         types = F.one_hot(state.atom_type, self.num_types).float() * self.type_scale
         charges = hit.float() * self.charge_scale

@@ -27,6 +27,7 @@ from flowforge.likelihood import prior_std
 from flowforge.paths.base import AffinePath
 from flowforge_molecules.com import remove_com
 from flowforge_molecules.elements import CHARGES
+from flowforge_molecules.encoding import charge_hits
 from flowforge_molecules.state import MoleculeState
 
 State = dict[str, Tensor]
@@ -66,14 +67,7 @@ class ProductEncoding:
 
     def encode(self, state: MoleculeState) -> State:
         """The product state of `state`: zero-centroid positions, type and charge indices."""
-        index = torch.tensor(self.charges, device=state.charge.device)
-        hit = state.charge.unsqueeze(-1) == index
-        bad = state.mask & ~hit.any(-1)
-        if bool(bad.any()):
-            raise InvalidArgumentError(
-                f"formal charges {sorted(set(state.charge[bad].tolist()))} are outside the "
-                f"charge vocabulary {list(self.charges)}"
-            )
+        hit = charge_hits(state, self.charges)
         return {
             "pos": remove_com(state.pos.float(), state.mask),
             "atom_type": state.atom_type * state.mask,

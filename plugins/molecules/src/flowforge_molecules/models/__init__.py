@@ -6,13 +6,14 @@ Factories take their pydantic `Params` and the context a molecule task supplies:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowforge.errors import InvalidArgumentError
 from flowforge_molecules.models.egnn import EGNN
-from flowforge_molecules.models.field import MoleculeField
+from flowforge_molecules.models.field import Backbone, MoleculeField
 from flowforge_molecules.models.tensor_product import TensorProductNet
 
 
@@ -49,29 +50,20 @@ class TensorProductParams(_Common):
     cutoff: Annotated[float, Field(gt=0, description="range of the radial basis (Angstrom)")] = 10.0
 
 
-def _check(data_shape, num_features: int | None) -> int:
+def _field(
+    params: _Common,
+    backbone: Callable[[int, int, int], Backbone],
+    data_shape: tuple[int, ...] | None,
+    num_features: int | None,
+    num_properties: int,
+) -> MoleculeField:
+    """The `MoleculeField` around `backbone` for the task's feature and property counts."""
     features = num_features if num_features is not None else (data_shape or (0, 0))[-1]
     if features < 4:
         raise InvalidArgumentError(
             f"molecule models need encoded states (B, N, 3 + features), got {features} "
             "features per atom; use them with the `molecules` task"
         )
-    return features
-
-
-def build_egnn(
-    params: EGNNParams,
-    *,
-    data_shape: tuple[int, ...] | None = None,
-    num_features: int | None = None,
-    num_properties: int = 0,
-) -> MoleculeField:
-    """Factory of the registered `egnn` model."""
-    features = _check(data_shape, num_features)
-
-    def backbone(d_in: int, d_out: int, edge_dim: int) -> EGNN:
-        return EGNN(d_in, d_out, params.hidden, params.layers, edge_dim, params.norm)
-
     return MoleculeField(
         features,
         backbone,
@@ -82,6 +74,21 @@ def build_egnn(
     )
 
 
+def build_egnn(
+    params: EGNNParams,
+    *,
+    data_shape: tuple[int, ...] | None = None,
+    num_features: int | None = None,
+    num_properties: int = 0,
+) -> MoleculeField:
+    """Factory of the registered `egnn` model."""
+
+    def backbone(d_in: int, d_out: int, edge_dim: int) -> EGNN:
+        return EGNN(d_in, d_out, params.hidden, params.layers, edge_dim, params.norm)
+
+    return _field(params, backbone, data_shape, num_features, num_properties)
+
+
 def build_tensor_product(
     params: TensorProductParams,
     *,
@@ -90,7 +97,6 @@ def build_tensor_product(
     num_properties: int = 0,
 ) -> MoleculeField:
     """Factory of the registered `tensor_product` model."""
-    features = _check(data_shape, num_features)
 
     def backbone(d_in: int, d_out: int, edge_dim: int) -> TensorProductNet:
         return TensorProductNet(
@@ -104,14 +110,7 @@ def build_tensor_product(
             cutoff=params.cutoff,
         )
 
-    return MoleculeField(
-        features,
-        backbone,
-        params.time_embed_dim,
-        num_properties,
-        params.property_embed_dim,
-        params.self_condition,
-    )
+    return _field(params, backbone, data_shape, num_features, num_properties)
 
 
 __all__ = [

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from flowforge_molecules.models.graph import dense_masks
+
 
 def _mlp(d_in: int, d_hidden: int, d_out: int, final_act: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Linear(d_in, d_hidden), nn.SiLU(), nn.Linear(d_hidden, d_out)]
@@ -72,10 +74,7 @@ class EGNN(nn.Module):
     def forward(
         self, x: Tensor, h: Tensor, mask: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]:
-        node = mask.to(x.dtype).unsqueeze(-1)
-        n = x.shape[1]
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        edge_mask = (mask[:, :, None] & mask[:, None, :] & ~eye).to(x.dtype).unsqueeze(-1)
+        node, edge_mask = dense_masks(mask, x.dtype)
         d0 = ((x[:, :, None] - x[:, None, :]) ** 2).sum(-1, keepdim=True)
         edge_attr = torch.cat([edge_attr, d0], -1)
         h = self.embed(h) * node

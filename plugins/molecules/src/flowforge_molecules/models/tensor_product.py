@@ -15,6 +15,8 @@ from e3nn import o3
 from e3nn.nn import Gate
 from torch import Tensor, nn
 
+from flowforge_molecules.models.graph import dense_masks
+
 
 class GaussianBasis(nn.Module):
     """`d (...) -> (..., num)`: Gaussians centred on `[0, cutoff]`."""
@@ -90,10 +92,7 @@ class TensorProductNet(nn.Module):
     def forward(
         self, x: Tensor, h: Tensor, mask: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]:
-        node = mask.to(x.dtype).unsqueeze(-1)
-        n = x.shape[1]
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        edge_mask = (mask[:, :, None] & mask[:, None, :] & ~eye).to(x.dtype).unsqueeze(-1)
+        node, edge_mask = dense_masks(mask, x.dtype)
         r = x[:, :, None, :] - x[:, None, :, :]
         d = torch.sqrt((r**2).sum(-1) + 1e-12)
         sh = o3.spherical_harmonics(
