@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from types import SimpleNamespace
 
@@ -130,3 +131,24 @@ def test_ngram_js_reference_is_like_for_like():
 def test_ngram_js_needs_two_test_sequences():
     with pytest.raises(InvalidArgumentError, match="at least 2 test sequences"):
         _js(torch.zeros(3, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_missing_molecule_packages_name_the_extra(monkeypatch):
+    """Without RDKit, fcd_torch or qm9pack, the SMILES pieces say which package and extra."""
+    from flowforge_discrete.data import smiles as smiles_data
+    from flowforge_discrete.metrics import FCD, canonical
+
+    from flowforge.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "rdkit", None)
+    monkeypatch.setitem(sys.modules, "fcd_torch", None)
+    monkeypatch.setattr(smiles_data.importlib.util, "find_spec", lambda name: None)
+    for call, package in [
+        (lambda: canonical(["CCO"]), "rdkit"),
+        (lambda: FCD().compute(SimpleNamespace()), "fcd_torch"),
+        (lambda: smiles_data.qm9_smiles(11), "qm9pack"),
+    ]:
+        with pytest.raises(
+            MissingDependencyError, match=rf"'{package}'.*flowforge-discrete\[molecules\]"
+        ):
+            call()

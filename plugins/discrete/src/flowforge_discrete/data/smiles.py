@@ -46,7 +46,7 @@ def qm9_smiles(limit: int | None) -> tuple[str, ...]:
     spec = importlib.util.find_spec("qm9pack")  # locates the data without importing pandas
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
-            "QM9 SMILES come from the package qm9pack: pip install 'flowforge-discrete[molecules]'"
+            "qm9pack", "the qm9_smiles dataset", "pip install 'flowforge-discrete[molecules]'"
         )
     root = Path(spec.submodule_search_locations[0]) / "data"
     out: list[str] = []

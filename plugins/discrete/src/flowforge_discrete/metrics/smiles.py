@@ -21,7 +21,7 @@ def canonical(smiles: list[str]) -> list[str | None]:
     try:
         from rdkit import Chem, RDLogger
     except ImportError:
-        raise MissingDependencyError(f"SMILES metrics need RDKit: {HINT}") from None
+        raise MissingDependencyError("rdkit", "the SMILES metrics", HINT) from None
     RDLogger.DisableLog("rdApp.*")
     out = []
     for s in smiles:
@@ -58,7 +58,7 @@ class FCD(Metric):
         try:
             from fcd_torch import FCD as ChemNetFCD
         except ImportError:
-            raise MissingDependencyError(f"FCD needs fcd_torch: {HINT}") from None
+            raise MissingDependencyError("fcd_torch", "the smiles_fcd metric", HINT) from None
         gen = [s for s in canonical(ctx.dataset.decode(ctx.samples)) if s][: self.max_molecules]
         ref = [s for s in canonical(ctx.dataset.decode(ctx.test)) if s][: self.max_molecules]
         if len(gen) < 2:
