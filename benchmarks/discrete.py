@@ -181,13 +181,13 @@ def run_dataset(name: str, a: argparse.Namespace) -> dict:
         model.load_state_dict(best)
         nfe = max(int(n) for n in a.nfes.split(","))
         gen = torch.Generator(a.device).manual_seed(2)
-        start = time.perf_counter()
         if kind == "diffusion":
             x0 = path.source((a.samples, length), gen, a.device)
             samples = discrete_sample(
                 model, x0, path=path, solver="mdlm_cached", nfe=nfe, generator=gen
             ).x
         else:
+            start = time.perf_counter()
             samples, _ = autoregressive.sample(model, a.samples, length, vocab, gen, a.device)
             _sync(a.device)
             out[kind]["samples_per_s"] = a.samples / (time.perf_counter() - start)

@@ -199,8 +199,6 @@ class DiscreteGenerate(Task):
                 path=path,
                 device=ctx.device,
                 generator=rng.generator(spec.seed, f"metric:{i}:{ref.name}", ctx.device),
-                solver=spec.sample.solver.name,
-                nfe=spec.sample.nfe,
             )
             with torch.no_grad():
                 values = metric.compute(mctx)

@@ -108,7 +108,3 @@ class Text(TokenDataset):
                 )
             out[split] = windows
         return out
-
-
-def build_text(params: TextParams) -> Text:
-    return Text(params)

@@ -1,10 +1,9 @@
-"""What a sequence metric sees: samples, held-out data, the model and how it sampled."""
+"""What a sequence metric sees: samples, held-out data and the model."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -17,7 +16,7 @@ from flowforge_discrete.data.base import TokenDataset
 class SequenceContext:
     """`samples (N, L)` and `test (M, L)` tokens; `train (K, L)` the training split (novelty);
     `model` the trained (EMA) network; `kind` diffusion or autoregressive; `path` the discrete
-    path (diffusion); `solver`, `nfe` how the run sampled; `generator` seeds the metric."""
+    path (diffusion); `generator` seeds the metric."""
 
     samples: Tensor
     test: Tensor
@@ -28,6 +27,3 @@ class SequenceContext:
     path: DiscretePath
     generator: torch.Generator
     device: torch.device
-    solver: Any = "ancestral"
-    nfe: int = 128
-    guidance: list = field(default_factory=list)

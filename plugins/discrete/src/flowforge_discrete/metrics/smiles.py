@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -67,5 +66,4 @@ class FCD(Metric):
         if not hasattr(np, "row_stack"):  # fcd_torch 1.0.7 calls it; numpy 2.5 removed the alias
             np.row_stack = np.vstack
         fcd = ChemNetFCD(device=device, n_jobs=1, batch_size=512)
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         return {"fcd": float(fcd(gen, ref))}
