@@ -9,7 +9,7 @@ from torch import Tensor
 
 from flowforge.field import Dynamics
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
-from flowforge.solvers.exponential import Schedule, on_device, shared_columns
+from flowforge.solvers.exponential import Schedule, on_device, on_host, shared_columns
 from flowforge.tensors import expand_like
 
 
@@ -90,6 +90,6 @@ def velocity_coefficients(f: Dynamics, x: Tensor, grid: Tensor, c: tuple[float, 
     (p_data, q_data), (p_noise, q_noise) = s.conversion("data"), s.conversion("noise")
     da, ds = f.path.d_alpha(s.t).to(s.t.dtype), f.path.d_sigma(s.t).to(s.t.dtype)
     table = torch.stack((da * p_data + ds * p_noise, da * q_data + ds * q_noise), 2)
-    if x.device.type == "cpu" and table.shape[-1] == 1 and not table.requires_grad:
+    if on_host(table, x):
         return [[tuple(stage) for stage in row] for row in table[..., 0].tolist()]
     return on_device(table, x)

@@ -495,15 +495,21 @@ def combine(weights: Tensor | list[tuple[int, float]], window: tuple[Tensor, ...
     return out
 
 
+def on_host(weights: Tensor, x: Tensor) -> bool:
+    """Whether per-step `weights (..., B or 1)` may become Python numbers: `x` is on the CPU,
+    every sample shares them and no gradient flows into them (schedule tuning differentiates
+    through the weights)."""
+    return x.device.type == "cpu" and weights.shape[-1] == 1 and not weights.requires_grad
+
+
 def host_table(weights: Tensor, x: Tensor) -> list[list[tuple[int, float]]] | None:
-    """Per step, the nonzero `(entry, weight)` pairs of `weights (S, E, 1)` as Python floats,
-    when `x` is on the CPU, every sample shares the weights and no gradient flows into them
-    (schedule tuning differentiates through the weights); else None.
+    """Per step, the nonzero `(entry, weight)` pairs of `weights (S, E, 1)` as Python floats
+    where `on_host`, else None.
 
     On the CPU a solve is never a captured graph, so baking the weights into the ops as
     scalars is safe, and it saves an index op per term and skips the zero terms.
     """
-    if x.device.type != "cpu" or weights.shape[-1] != 1 or weights.requires_grad:
+    if not on_host(weights, x):
         return None
     rows = weights[..., 0].tolist()
     return [[(e, c) for e, c in enumerate(row) if c != 0.0] for row in rows]
