@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 import torch
@@ -101,3 +102,19 @@ def held_out(sizes: list[int], fraction: float) -> list[bool]:
         kept += size if take else 0
         out.append(take)
     return out
+
+
+def partition(items: Sequence, held: list[bool]) -> tuple[list, list]:
+    """(kept, held) items in order, by `held_out`'s flags."""
+    kept = [x for x, h in zip(items, held, strict=True) if not h]
+    return kept, [x for x, h in zip(items, held, strict=True) if h]
+
+
+def split_held_out(
+    items: Sequence, test_fraction: float, val_fraction: float, size: Callable = len
+) -> dict[str, list]:
+    """train / val / test of `items` (whole items, in order): `test_fraction` of the total
+    `size` held out as test, then `val_fraction` of the rest's as val."""
+    rest, test = partition(items, held_out([size(x) for x in items], test_fraction))
+    train, val = partition(rest, held_out([size(x) for x in rest], val_fraction))
+    return {"train": train, "val": val, "test": test}

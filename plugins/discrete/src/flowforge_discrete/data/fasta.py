@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
-from flowforge_discrete.data.base import TokenDataset, Vocabulary, held_out, pad_rows
+from flowforge_discrete.data.base import (
+    TokenDataset,
+    Vocabulary,
+    held_out,
+    pad_rows,
+    partition,
+)
 
 ALPHABETS = {"dna": "ACGTN", "protein": "ACDEFGHIKLMNPQRSTVWYX"}
 
@@ -77,8 +83,8 @@ class Fasta(TokenDataset):
 
     def sequences(self) -> dict[str, Tensor]:
         test = held_out([len(r) for r in self.records], self.params.test_fraction)
-        train = [r for r, t in zip(self.records, test, strict=True) if not t]
-        held = [r for r, t in zip(self.records, test, strict=True) if t] or train[-1:]
+        train, held = partition(self.records, test)
+        held = held or train[-1:]
         rows = {"train": train, "val": held, "test": held}
         encode, pad = self._vocab.encode, self._vocab.pad_id
         return {

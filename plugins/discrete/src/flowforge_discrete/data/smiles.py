@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError, MissingDependencyError
-from flowforge_discrete.data.base import TokenDataset, Vocabulary, held_out, pad_rows
+from flowforge_discrete.data.base import TokenDataset, Vocabulary, pad_rows, split_held_out
 
 PARTS = ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv")
 
@@ -76,14 +76,7 @@ class QM9Smiles(TokenDataset):
         return self._vocab
 
     def split_smiles(self) -> dict[str, list[str]]:
-        test = held_out([1] * len(self.smiles), 0.1)
-        rest = [s for s, t in zip(self.smiles, test, strict=True) if not t]
-        val = held_out([1] * len(rest), 0.05)
-        return {
-            "train": [s for s, v in zip(rest, val, strict=True) if not v],
-            "val": [s for s, v in zip(rest, val, strict=True) if v],
-            "test": [s for s, t in zip(self.smiles, test, strict=True) if t],
-        }
+        return split_held_out(self.smiles, 0.1, 0.05, size=lambda _: 1)
 
     def sequences(self) -> dict[str, Tensor]:
         encode, pad = self._vocab.encode, self._vocab.pad_id

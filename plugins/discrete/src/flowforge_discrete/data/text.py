@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
-from flowforge_discrete.data.base import TokenDataset, Vocabulary, chunk, held_out
+from flowforge_discrete.data.base import TokenDataset, Vocabulary, chunk, split_held_out
 
 
 class TextParams(BaseModel):
@@ -86,14 +86,7 @@ class Text(TokenDataset):
 
     def split_texts(self) -> dict[str, str]:
         """The concatenated documents of each split."""
-        test = held_out([len(d) for d in self.docs], self.params.test_fraction)
-        rest = [d for d, t in zip(self.docs, test, strict=True) if not t]
-        val = held_out([len(d) for d in rest], self.params.val_fraction)
-        out = {
-            "train": [d for d, v in zip(rest, val, strict=True) if not v],
-            "val": [d for d, v in zip(rest, val, strict=True) if v],
-            "test": [d for d, t in zip(self.docs, test, strict=True) if t],
-        }
+        out = split_held_out(self.docs, self.params.test_fraction, self.params.val_fraction)
         cap = self.params.max_chars
         return {k: "\n\n".join(v)[:cap] for k, v in out.items()}
 
