@@ -100,10 +100,21 @@ class MoleculeState:
     def to_lists(self, elements: tuple[str, ...]) -> list[tuple[list[int], np.ndarray, list[int]]]:
         """Each molecule as `(atomic numbers, pos (n, 3) float64, formal charges)`, real atoms."""
         numbers = np.array([atomic_number(s) for s in elements])
-        out = []
-        for b in range(len(self)):
-            keep = self.mask[b].cpu().numpy()
-            z = numbers[self.atom_type[b].cpu().numpy()[keep]].tolist()
-            p = self.pos[b].detach().cpu().double().numpy()[keep]
-            out.append((z, p, self.charge[b].cpu().numpy()[keep].tolist()))
-        return out
+        mask, types = self.mask.cpu().numpy(), self.atom_type.cpu().numpy()
+        pos, charge = self.pos.detach().cpu().double().numpy(), self.charge.cpu().numpy()
+        return [
+            (numbers[types[b][keep]].tolist(), pos[b][keep], charge[b][keep].tolist())
+            for b, keep in enumerate(mask)
+        ]
+
+    @classmethod
+    def cat(cls, states: list[MoleculeState]) -> MoleculeState:
+        """The batches of `states` (one atom width) one after the other."""
+        props = [s.properties for s in states]
+        return cls(
+            torch.cat([s.pos for s in states]),
+            torch.cat([s.atom_type for s in states]),
+            torch.cat([s.charge for s in states]),
+            torch.cat([s.mask for s in states]),
+            None if any(q is None for q in props) else torch.cat(props),
+        )

@@ -55,7 +55,8 @@ from flowforge_molecules.task_params import MoleculesParams
 
 @dataclass(frozen=True)
 class Setup:
-    """What a run is built from: data, encodings, the property columns and the two halves.
+    """What a run is built from: data, encodings, the property columns, the two halves of the
+    training split and the test split.
 
     `encoding` (one-hot) also feeds the property regressor; `product` is set for
     `state: product`."""
@@ -65,6 +66,7 @@ class Setup:
     columns: list[int]
     generator_data: MoleculeState
     regressor_data: MoleculeState
+    test: MoleculeState
     scaler: Standardizer
     product: ProductEncoding | None = None
 
@@ -103,9 +105,10 @@ class MoleculesTask(Task):
         record["sample_seconds"] = time.perf_counter() - start
         record["molecules_per_second"] = len(samples) / max(record["sample_seconds"], 1e-9)
         start = time.perf_counter()
-        metrics = self._evaluate(ctx, setup, model, path, samples, targets, regressor)
+        mols = samples.to_lists(setup.encoding.elements)
+        metrics = self._evaluate(ctx, setup, model, path, samples, mols, targets, regressor)
         record["evaluate_seconds"] = time.perf_counter() - start
-        self._write(ctx, setup, samples, metrics, record)
+        self._write(ctx, mols, metrics, record)
         return metrics
 
     # ---- set-up -------------------------------------------------------------------------
@@ -142,7 +145,8 @@ class MoleculesTask(Task):
             type_scale=p.type_scale,
             charge_scale=p.charge_scale,
         )
-        train = dataset.states()["train"]
+        states = dataset.states()
+        train = states["train"]
         gen_rows = reg_rows = torch.arange(len(train))
         if p.properties and p.protocol == "edm":
             perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(spec.seed))
@@ -160,6 +164,7 @@ class MoleculesTask(Task):
             columns,
             train.index(gen_rows),
             train.index(reg_rows),
+            states["test"],
             scaler,
             product,
         )
@@ -344,21 +349,21 @@ class MoleculesTask(Task):
             targets.append(target)
             remaining -= b
             ctx.progress.update(bar, advance=b)
-        merged = _concat_states(states)
-        return merged, torch.cat(targets)
+        return MoleculeState.cat(states), torch.cat(targets)
 
     # ---- evaluation and outputs ---------------------------------------------------------
 
-    def _evaluate(self, ctx, setup: Setup, model, path, samples: MoleculeState, targets, regressor):
+    def _evaluate(
+        self, ctx, setup: Setup, model, path, samples: MoleculeState, mols, targets, regressor
+    ):
         spec = ctx.spec
-        mols = setup.dataset.molecules()
-        elements = setup.encoding.elements
+        splits = setup.dataset.molecules()
         baselines = {}
         if regressor is not None:
             baselines = property_baselines(regressor, setup, self.params.properties)
         mctx = MoleculeMetricContext(
             samples=samples.pos,
-            test=setup.dataset.states()["test"].pos,
+            test=setup.test.pos,
             dataset=setup.dataset,
             field=model,
             path=path,
@@ -367,9 +372,9 @@ class MoleculesTask(Task):
             generator=rng.generator(spec.seed, "metric"),
             device=ctx.device,
             t_span=spec.sample.t_span,
-            molecules=samples.to_lists(elements),
-            train_smiles=list(mols["train"].smiles),
-            reference_smiles=list(mols["test"].smiles),
+            molecules=mols,
+            train_smiles=list(splits["train"].smiles),
+            reference_smiles=list(splits["test"].smiles),
             targets=targets,
             property_names=tuple(self.params.properties),
             predict=None if regressor is None else regressor.predict,
@@ -394,9 +399,8 @@ class MoleculesTask(Task):
             out.update(values)
         return out
 
-    def _write(self, ctx, setup: Setup, samples: MoleculeState, metrics, record) -> None:
+    def _write(self, ctx, mols, metrics, record) -> None:
         run, spec = ctx.run, ctx.spec
-        mols = samples.to_lists(setup.encoding.elements)
         files = [run.spec_path, *write_molecules(mols, run.samples)]
         if spec.output.plots:
             made = [
@@ -436,23 +440,6 @@ def _binder(regressor: PropertyModel | None, target: Tensor | None):
         return dataclasses.replace(g, log_likelihood=log_likelihood)
 
     return bind
-
-
-def _concat_states(states: list[MoleculeState]) -> MoleculeState:
-    n = max(s.pos.shape[1] for s in states)
-
-    def pad(x: Tensor) -> Tensor:
-        extra = n - x.shape[1]
-        return torch.nn.functional.pad(x, (0, 0) * (x.ndim - 2) + (0, extra)) if extra else x
-
-    props = [s.properties for s in states]
-    return MoleculeState(
-        torch.cat([pad(s.pos) for s in states]),
-        torch.cat([pad(s.atom_type) for s in states]),
-        torch.cat([pad(s.charge) for s in states]),
-        torch.cat([pad(s.mask) for s in states]),
-        None if any(q is None for q in props) else torch.cat(props),
-    )
 
 
 def build_task(params: MoleculesParams) -> MoleculesTask:
