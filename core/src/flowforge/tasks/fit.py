@@ -21,10 +21,9 @@ from flowforge.tasks.base import TaskContext
 from flowforge.tasks.distill import train_distill
 from flowforge.tasks.reflow import train_reflow
 from flowforge.tasks.training_run import Evaluate, TrainingRun
-from flowforge.training import rng, self_conditioning
+from flowforge.training import self_conditioning
 from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
 from flowforge.training.regression import Regression
-from flowforge.training.trainer import Trainer
 
 
 def checkpoint_meta(ctx: TaskContext, data_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -167,10 +166,5 @@ def train(
         labels=train_labels,
         label_dropout=label_dropout,
     )
-    gen = rng.generator(spec.seed, "train", ctx.device)
-    trainer = Trainer(model, objective, spec.train, generator=gen)
-    if training.state is not None:
-        trainer.load_state_dict(training.state)
-    summary = training.train(trainer, standardizer=standardizer, evaluate=evaluate)
-    model.load_state_dict(trainer.ema.state_dict())
+    summary = training.fit(model, objective, standardizer=standardizer, evaluate=evaluate)
     return standardizer, training.record(summary)

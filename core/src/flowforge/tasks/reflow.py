@@ -30,7 +30,6 @@ from flowforge.training.checkpoint import load_checkpoint, save_checkpoint
 from flowforge.training.labels import check_dropout
 from flowforge.training.reflow import Pairs, generate_pairs
 from flowforge.training.regression import Regression
-from flowforge.training.trainer import Trainer
 
 PAIRS = "reflow/pairs.pt"
 
@@ -71,12 +70,7 @@ def train_reflow(
         labels=None if pairs.labels is None else pairs.labels.to(ctx.device),
         label_dropout=label_dropout,
     )
-    gen = rng.generator(spec.seed, "train", ctx.device)
-    trainer = Trainer(model, objective, spec.train, generator=gen)
-    if training.state is not None:
-        trainer.load_state_dict(training.state)
-    summary = training.train(trainer, standardizer=standardizer, evaluate=evaluate)
-    model.load_state_dict(trainer.ema.state_dict())
+    summary = training.fit(model, objective, standardizer=standardizer, evaluate=evaluate)
     record = training.record(summary)
     return standardizer, {**record, "reflow_pairs": pairs.data.shape[0], "reflow_seconds": seconds}
 

@@ -1,7 +1,8 @@
 """One training stage inside a run directory: resume state, checkpoints, log, signals, progress.
 
-Every stage (`fit`, `reflow`, `distill`) builds its own objective and `Trainer`, then hands it
-to `TrainingRun.train`, which writes checkpoints (the trainer's state, the standardizer, a
+Every stage (`fit`, `reflow`, `distill`) builds its own objective and hands it to
+`TrainingRun.fit` (one trainer over the whole run), or its own `Trainer`s to `TrainingRun.train`
+(distillation's rounds); `train` writes checkpoints (the trainer's state, the standardizer, a
 `meta` description checked on resume, and the stage's own extra entries), appends the log to
 `metrics.jsonl` (and TensorBoard if asked), drives the progress bar, and turns SIGINT/SIGTERM
 into a final checkpoint and `RunInterrupted` with the resume command. In a data-parallel run
@@ -20,7 +21,9 @@ from flowforge.distributed import current
 from flowforge.experiment.signals import RunInterrupted, StopOnSignal
 from flowforge.experiment.tensorboard import TensorBoardLog
 from flowforge.tasks.base import TaskContext
+from flowforge.training import rng
 from flowforge.training.checkpoint import CheckpointDir
+from flowforge.training.objective import Objective
 from flowforge.training.trainer import Trainer, TrainSummary
 
 Evaluate = Callable[[nn.Module, Standardizer], dict[str, float]]
@@ -108,6 +111,26 @@ class TrainingRun:
                 f"Resume with:\n  {ctx.resume_command}",
                 summary.step,
             )
+        return summary
+
+    def fit(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        *,
+        standardizer: Standardizer,
+        evaluate: Evaluate | None = None,
+    ) -> TrainSummary:
+        """Train `objective` over all of `train.steps` with one `Trainer` on the run's training
+        generator (resumed from `state` if any), as `train` does; leaves the EMA weights in
+        `model`."""
+        spec = self.ctx.spec
+        gen = rng.generator(spec.seed, "train", self.ctx.device)
+        trainer = Trainer(model, objective, spec.train, generator=gen)
+        if self.state is not None:
+            trainer.load_state_dict(self.state)
+        summary = self.train(trainer, standardizer=standardizer, evaluate=evaluate)
+        model.load_state_dict(trainer.ema.state_dict())
         return summary
 
     def _start(self, step: int) -> None:
