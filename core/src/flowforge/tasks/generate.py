@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -57,9 +58,9 @@ class Generate(Task):
         model = build_model(spec.model, dataset.data_shape, ctx.device)
         guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
 
-        def evaluate(trained: nn.Module, standardizer: Standardizer) -> dict[str, float]:
-            """`train.eval_every`: the final evaluation on the model as it is now."""
-            z = generate_samples(
+        def draw(trained: nn.Module, on_batch: Callable[[int], None] | None = None) -> Tensor:
+            """The `sample` section's samples of `trained`, in model space."""
+            return generate_samples(
                 trained,
                 path,
                 spec.model.prediction,
@@ -68,8 +69,12 @@ class Generate(Task):
                 generator=rng.generator(spec.seed, "sample", ctx.device),
                 device=ctx.device,
                 guidance=guidance,
+                on_batch=on_batch,
             )
-            samples = standardizer.decode(z)
+
+        def evaluate(trained: nn.Module, standardizer: Standardizer) -> dict[str, float]:
+            """`train.eval_every`: the final evaluation on the model as it is now."""
+            samples = standardizer.decode(draw(trained))
             test = splits["test"]
             return self._evaluate(ctx, samples, test, dataset, trained, path, standardizer)
 
@@ -80,17 +85,7 @@ class Generate(Task):
 
         start = time.perf_counter()
         bar = ctx.progress.add_task("sample", total=spec.sample.num_samples, info="")
-        z = generate_samples(
-            model,
-            path,
-            spec.model.prediction,
-            spec.sample,
-            data_shape=dataset.data_shape,
-            generator=rng.generator(spec.seed, "sample", ctx.device),
-            device=ctx.device,
-            guidance=guidance,
-            on_batch=lambda n: ctx.progress.update(bar, advance=n),
-        )
+        z = draw(model, lambda n: ctx.progress.update(bar, advance=n))
         samples = standardizer.decode(z)
         record["sample_seconds"] = time.perf_counter() - start
 
