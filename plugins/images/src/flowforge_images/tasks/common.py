@@ -28,23 +28,34 @@ def has_lenet(data_shape: tuple[int, ...]) -> bool:
     return tuple(data_shape) in WEIGHTS
 
 
+class DigitScorer:
+    """LeNet scores of sample sets against one `test` split, whose features are computed once
+    (a sweep scores many sample sets against the same split)."""
+
+    def __init__(self, test: Tensor, device: torch.device | str):
+        self.net = load_lenet(tuple(test.shape[1:]), device)
+        self.f_test = lenet_outputs(self.net, test)[0]
+
+    def __call__(self, samples: Tensor, labels: Tensor | None) -> dict[str, float]:
+        """FD_lenet, precision and recall against the test split, and the accuracy of
+        class-conditional samples for their `labels` (when given), in data units."""
+        f_fake, logits = lenet_outputs(self.net, samples)
+        precision, recall = precision_recall(self.f_test, f_fake)
+        out = {
+            "fd_lenet": frechet_distance(f_fake, self.f_test),
+            "lenet_precision": precision,
+            "lenet_recall": recall,
+        }
+        if labels is not None:
+            out["class_accuracy"] = class_accuracy(logits, labels)
+        return out
+
+
 def digit_scores(
     samples: Tensor, test: Tensor, labels: Tensor | None, device: torch.device
 ) -> dict[str, float]:
-    """FD_lenet, precision and recall against `test`, and the accuracy of class-conditional
-    samples for their `labels` (when given), in data units."""
-    net = load_lenet(tuple(samples.shape[1:]), device)
-    f_fake, logits = lenet_outputs(net, samples)
-    f_test, _ = lenet_outputs(net, test)
-    precision, recall = precision_recall(f_test, f_fake)
-    out = {
-        "fd_lenet": frechet_distance(f_fake, f_test),
-        "lenet_precision": precision,
-        "lenet_recall": recall,
-    }
-    if labels is not None:
-        out["class_accuracy"] = class_accuracy(logits, labels)
-    return out
+    """`DigitScorer(test, device)(samples, labels)`: one sample set scored."""
+    return DigitScorer(test, device)(samples, labels)
 
 
 def balanced_labels(n: int, num_classes: int) -> Tensor:

@@ -20,7 +20,7 @@ from flowforge.tasks.generate import Generate
 from flowforge.tasks.sampling import generate_samples
 from flowforge.training import rng
 from flowforge_images.grids import save_grid
-from flowforge_images.tasks.common import balanced_labels, digit_scores, has_lenet, record_splits
+from flowforge_images.tasks.common import DigitScorer, balanced_labels, has_lenet, record_splits
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class ImageGeneration(Generate):
         nfes = [spec.sample.nfe, *(k for k in self.nfe_sweep if k != spec.sample.nfe)]
         metrics: dict[str, float] = {}
         headline = None
+        scorer = DigitScorer(splits["test"], ctx.device) if has_lenet(shape) else None
         ctx.run.plots.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         bar = ctx.progress.add_task("sample", total=n * len(scales) * len(nfes), info="")
@@ -100,8 +101,8 @@ class ImageGeneration(Generate):
                 )
                 x = standardizer.decode(z)
                 save_grid(x[: self.grid].clamp(0, 1), ctx.run.plots / f"grid_{tag}.png", scale=2)
-                if has_lenet(shape):
-                    scores = digit_scores(x, splits["test"], sample_labels, ctx.device)
+                if scorer is not None:
+                    scores = scorer(x, sample_labels)
                     metrics.update({f"{k}_{tag}": v for k, v in scores.items()})
                     if headline is None:
                         metrics.update(scores)
