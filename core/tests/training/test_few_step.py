@@ -40,17 +40,9 @@ from flowforge.spec.models import TrainSpec
 from flowforge.targets import GaussianMixture
 from flowforge.training import Distillation, Regression, Teacher, Trainer, generate_pairs
 
+from .conftest import four_modes
+
 N = 2000
-
-
-def _mixture(dim: int) -> GaussianMixture:
-    """Four modes at distance 3 from the origin, std 0.3 (the straightening test's target)."""
-    if dim == 2:
-        angle = torch.arange(4) * (torch.pi / 2) + torch.pi / 4
-        means = torch.stack([angle.cos(), angle.sin()], dim=1)
-    else:
-        means = torch.randn(4, dim, generator=torch.Generator().manual_seed(0))
-    return GaussianMixture(3.0 * means / means.norm(dim=1, keepdim=True), 0.3)
 
 
 def _config(lr: float) -> TrainSpec:
@@ -89,7 +81,7 @@ def _rms(x: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def _parent(dim: int, seed: int) -> tuple[MLP, torch.Tensor, GaussianMixture]:
-    target = _mixture(dim)
+    target = four_modes(dim)
     data = target.sample(4096, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(seed)
     parent = MLP(dim, 64, 3, 16)

@@ -22,25 +22,16 @@ from flowforge.metrics import sliced_wasserstein, trajectory_curvature
 from flowforge.models import MLP
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
-from flowforge.targets import GaussianMixture
 from flowforge.training import Regression, Trainer
+
+from .conftest import four_modes
 
 COUPLINGS = ("independent", "wcfm", "exact_ot")
 
 
-def _mixture(dim: int) -> GaussianMixture:
-    """Four modes at distance 3 from the origin, std 0.3: far apart relative to the noise."""
-    if dim == 2:
-        angle = torch.arange(4) * (torch.pi / 2) + torch.pi / 4
-        means = torch.stack([angle.cos(), angle.sin()], dim=1)
-    else:
-        means = torch.randn(4, dim, generator=torch.Generator().manual_seed(0))
-    return GaussianMixture(3.0 * means / means.norm(dim=1, keepdim=True), 0.3)
-
-
 def _measure(dim: int, coupling: str, seed: int = 0) -> tuple[float, float]:
     """(curvature, 1-step error) of a flow trained with `coupling`."""
-    target = _mixture(dim)
+    target = four_modes(dim)
     data = target.sample(4096, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(seed)
     model = MLP(dim, 64, 3, 16)
