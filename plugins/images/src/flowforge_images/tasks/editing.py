@@ -21,6 +21,7 @@ from flowforge.tasks.components import build, build_affine_path, build_model
 from flowforge.tasks.fit import prior_weights
 from flowforge.training import rng
 from flowforge_images.grids import save_rows
+from flowforge_images.metrics.features import class_accuracy
 from flowforge_images.metrics.image_quality import psnr_ssim
 from flowforge_images.metrics.lenet import lenet_outputs, load_lenet
 from flowforge_images.tasks.common import has_lenet, record_splits
@@ -90,6 +91,7 @@ class ImageEditing(Task):
         gen = rng.generator(spec.seed, "edit", ctx.device)
         start = time.perf_counter()
         edits, metrics = {}, {}
+        lenet = load_lenet(shape) if has_lenet(shape) else None
         for method in self.methods:
             if method == "inversion":
                 noise = flowforge.invert(
@@ -113,10 +115,9 @@ class ImageEditing(Task):
             out = standardizer.decode(edit).cpu().clamp(0, 1)
             edits[method] = out
             metrics[f"psnr_{method}"], metrics[f"ssim_{method}"] = psnr_ssim(x, out)
-            if has_lenet(shape):
-                _, logits = lenet_outputs(load_lenet(shape), out)
-                acc = (logits.argmax(1) == target.cpu()).double().mean()
-                metrics[f"edit_accuracy_{method}"] = float(acc)
+            if lenet is not None:
+                _, logits = lenet_outputs(lenet, out)
+                metrics[f"edit_accuracy_{method}"] = class_accuracy(logits, target)
             save_rows([x[:16], out[:16]], ctx.run.plots / f"edits_{method}.png", scale=3)
         record["edit_seconds"] = time.perf_counter() - start
         np.savez(
