@@ -82,10 +82,6 @@ class World:
         dist.broadcast_object_list(box, src=0, device=comm_device())
         return box[0]
 
-    def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
-
 
 def current() -> World:
     """The default process group as a `World` (a single process when none is initialised)."""
