@@ -52,6 +52,7 @@ def test_restoration_scores_the_prior_and_the_baselines(tmp_path):
     assert (root / "plots" / "restoration.png").is_file()
     saved = json.loads((root / "metrics.json").read_text())
     assert saved["psnr_degraded"] == pytest.approx(metrics["psnr_degraded"])
+    assert "psnr_posterior_mean" in (root / "report.md").read_text()
 
 
 def test_editing_writes_edits_for_both_methods(tmp_path):

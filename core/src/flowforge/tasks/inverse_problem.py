@@ -181,10 +181,18 @@ class InverseProblem(Task):
                 exact_errors(operator, recon, obs.y, prior, self.n_projections, exact_gen)
             )
             exact = prior.posterior(operator, obs.y[0].double()).sample(per, exact_gen)
-        record["evaluate_seconds"] = time.perf_counter() - start
         result = Reconstructions(obs.y, obs.truth, recon, mean, std, splits["test"], exact)
+        metrics.update(self.score(ctx, dataset, operator, result))
+        record["evaluate_seconds"] = time.perf_counter() - start
         write_reconstructions(ctx.run, spec, result, metrics, record, ctx.resume_command)
         return metrics
+
+    def score(
+        self, ctx: TaskContext, dataset: Dataset, operator: Operator, result: Reconstructions
+    ) -> dict[str, float]:
+        """Metrics (and files) a domain task adds before the run is written, so that its
+        metrics.json and report list them; `operator` acts in data units. None here."""
+        return {}
 
 
 def _operator(spec: ExperimentSpec, data_shape: tuple[int, ...]) -> Operator:

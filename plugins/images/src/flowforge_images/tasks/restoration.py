@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import numpy as np
-import torch
 from pydantic import Field
 
+from flowforge.data.base import Dataset
+from flowforge.experiment.reconstructions import Reconstructions
+from flowforge.operators import Operator
 from flowforge.tasks.base import TaskContext
-from flowforge.tasks.components import build
-from flowforge.tasks.inverse_problem import InverseProblem, _operator
+from flowforge.tasks.inverse_problem import InverseProblem
 from flowforge_images.baselines import classical_baselines
 from flowforge_images.grids import save_rows, upscale_for_display
 from flowforge_images.metrics.image_quality import psnr_ssim
@@ -35,36 +35,23 @@ class ImageRestoration(InverseProblem):
     ] = 1.0
     grid: Annotated[int, Field(ge=1, le=64, description="images shown in the PNG grid")] = 16
 
-    def run(self, ctx: TaskContext) -> dict[str, float]:
-        metrics = super().run(ctx)
-        spec, root = ctx.spec, ctx.run.root
-        dataset = build("dataset", spec.data, "data")
+    def score(
+        self, ctx: TaskContext, dataset: Dataset, operator: Operator, result: Reconstructions
+    ) -> dict[str, float]:
         record_splits(ctx.run, dataset)
-        truth_file = root / "ground_truth.npy"
-        if not truth_file.is_file():
-            return metrics  # measurements from a file: no truth to score against
+        if result.truth is None:
+            return {}  # measurements from a file: no truth to score against
         shape = dataset.data_shape
-        operator = _operator(spec, shape)
-        truth = torch.from_numpy(np.load(truth_file))
-        y = torch.from_numpy(np.load(root / "measurement.npy"))
-        mean = torch.from_numpy(np.load(root / "posterior_mean.npy"))
-        train = dataset.splits()["train"]
-        rows = {"posterior_mean": mean.clamp(0, 1)}
-        rows |= classical_baselines(operator, y, shape, train)
+        truth = result.truth.detach().cpu()
+        rows = {"posterior_mean": result.mean.detach().cpu().clamp(0, 1)}
+        rows |= classical_baselines(operator, result.y.cpu(), shape, dataset.splits()["train"])
         extra = {}
         for name, estimate in rows.items():
             p, s = psnr_ssim(truth, estimate.clamp(0, 1), self.data_range or 1.0)
             extra[f"psnr_{name}"], extra[f"ssim_{name}"] = p, s
-        metrics.update(extra)
-        ctx.run.write_metrics({**_read(ctx.run.metrics_path), **extra})
         k = min(self.grid, truth.shape[0])
         shown = [truth[:k]] + [r[:k] for n, r in rows.items() if n != "posterior_mean"]
         shown = [upscale_for_display(r, shape[-1]) for r in shown] + [rows["posterior_mean"][:k]]
+        ctx.run.plots.mkdir(parents=True, exist_ok=True)
         save_rows([r.clamp(0, 1) for r in shown], ctx.run.plots / "restoration.png", scale=3)
-        return metrics
-
-
-def _read(file) -> dict:
-    import json
-
-    return json.loads(file.read_text())
+        return extra
