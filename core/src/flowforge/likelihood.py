@@ -59,6 +59,11 @@ def prior_std(path: AffinePath, t0: float | Tensor, like: Tensor) -> Tensor:
     return path.sigma(as_time(t0, like.shape[0], like))
 
 
+def scale_to_prior(path: AffinePath, t0: float | Tensor, noise: Tensor) -> Tensor:
+    """Standard normal `noise (B, ...)` scaled by sigma(t0): the source sample at `t0`."""
+    return expand_like(prior_std(path, t0, noise), noise) * noise
+
+
 def prior_sample(
     path: AffinePath,
     shape: tuple[int, ...],
@@ -69,7 +74,7 @@ def prior_sample(
 ) -> Tensor:
     """`x_init (B, ...) = sigma(t0) * N(0, I)`: the source sample for a solve starting at `t0`."""
     noise = torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    return expand_like(prior_std(path, t0, noise), noise) * noise
+    return scale_to_prior(path, t0, noise)
 
 
 def prior_log_prob(path: AffinePath, x: Tensor, t0: float | Tensor) -> Tensor:

@@ -19,10 +19,9 @@ from torch import Tensor
 
 from flowforge.distributed import SeededBatch, sharded_sample
 from flowforge.driver import sample
-from flowforge.likelihood import prior_std
+from flowforge.likelihood import scale_to_prior
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import Solver
-from flowforge.tensors import expand_like
 from flowforge.training.labels import check_labels
 
 
@@ -71,7 +70,7 @@ def generate_pairs(
 
     def solve(batch: SeededBatch) -> tuple[Tensor, Tensor]:
         x_0 = torch.randn((batch.size, *data_shape), generator=batch.generator, device=device)
-        x_init = expand_like(prior_std(path, t0, x_0), x_0) * x_0
+        x_init = scale_to_prior(path, t0, x_0)
         cond = None
         if labels is not None:
             cond = {"label": labels[batch.start : batch.start + batch.size].to(device)}

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from flowforge.discrete import MaskedPath, ProductPath, UniformPath
 from flowforge.errors import InvalidArgumentError
-from flowforge.likelihood import prior_std
+from flowforge.likelihood import scale_to_prior
 from flowforge.paths.base import AffinePath
 from flowforge_molecules.com import remove_com
 from flowforge_molecules.elements import CHARGES
@@ -103,5 +103,5 @@ class ProductEncoding:
         x = self.path.source(template, generator)
         pos = remove_com(x["pos"], mask)
         if t0 is not None:
-            pos = pos * prior_std(self.pos_path, t0, pos)[:, None, None]
+            pos = scale_to_prior(self.pos_path, t0, pos)
         return {**x, "pos": pos}

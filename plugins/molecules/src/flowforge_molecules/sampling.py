@@ -18,10 +18,9 @@ from torch import Tensor, nn
 
 import flowforge
 from flowforge.guidance.base import Guidance
-from flowforge.likelihood import prior_std
+from flowforge.likelihood import scale_to_prior
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import Adaptive, Solver
-from flowforge.tensors import expand_like
 from flowforge.training.self_conditioning import SelfConditioned, takes_self_condition
 from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.encoding import OneHotEncoding
@@ -85,7 +84,7 @@ def sample_molecules(
     mask = AtomCounts.mask(n_atoms.to(device), max_atoms)
     t0 = (path.t_span if t_span is None else t_span)[0]
     noise = encoding.noise(mask, generator)
-    x_init = expand_like(prior_std(path, t0, noise), noise) * noise
+    x_init = scale_to_prior(path, t0, noise)
     field: Any = BoundField(model, mask)
     if field.self_conditioning:
         field = SelfConditioned(field, path, prediction)
