@@ -10,11 +10,12 @@ import pytest
 import torch
 from flowforge_images.baselines import bicubic, classical_baselines
 from flowforge_images.data import Digits, MNIST5k
-from flowforge_images.metrics.features import frechet_distance, precision_recall
+from flowforge_images.metrics.features import precision_recall
 from flowforge_images.metrics.image_quality import psnr_ssim
 from flowforge_images.metrics.lenet import lenet_outputs, load_lenet, sha256, weights_dir
 
 from flowforge import registry
+from flowforge.metrics.frechet import frechet_distance
 
 
 @pytest.mark.parametrize(("name", "data"), [("lenet_mnist5k", MNIST5k), ("lenet_digits", Digits)])

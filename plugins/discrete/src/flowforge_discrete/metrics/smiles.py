@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import numpy as np
 from pydantic import Field
 
 from flowforge.errors import MissingDependencyError
 from flowforge.metrics.base import Metric
+from flowforge.metrics.chemnet import chemnet, fcd
 from flowforge_discrete.metrics.context import SequenceContext
 
 HINT = "pip install 'flowforge-discrete[molecules]'"
@@ -54,16 +54,8 @@ class FCD(Metric):
     max_molecules: Annotated[int, Field(ge=2, description="molecules per side at most")] = 10000
 
     def compute(self, ctx: SequenceContext) -> dict[str, float]:
-        try:
-            from fcd_torch import FCD as ChemNetFCD
-        except ImportError:
-            raise MissingDependencyError("fcd_torch", "the smiles_fcd metric", HINT) from None
+        features = chemnet(HINT)
         gen = [s for s in canonical(ctx.dataset.decode(ctx.samples)) if s][: self.max_molecules]
         ref = [s for s in canonical(ctx.dataset.decode(ctx.test)) if s][: self.max_molecules]
-        if len(gen) < 2:
-            return {"fcd": float("nan")}
         device = "cuda" if ctx.device.type == "cuda" else "cpu"
-        if not hasattr(np, "row_stack"):  # fcd_torch 1.0.7 calls it; numpy 2.5 removed the alias
-            np.row_stack = np.vstack
-        fcd = ChemNetFCD(device=device, n_jobs=1, batch_size=512)
-        return {"fcd": float(fcd(gen, ref))}
+        return {"fcd": fcd(gen, ref, features, device)}

@@ -10,8 +10,9 @@ import torch
 from pydantic import Field
 
 from flowforge.metrics.base import Metric, MetricContext
+from flowforge.metrics.frechet import frechet_distance
 from flowforge.metrics.nll import NLL
-from flowforge_images.metrics.features import frechet_distance, precision_recall
+from flowforge_images.metrics.features import precision_recall
 from flowforge_images.metrics.lenet import lenet_outputs, load_lenet
 
 

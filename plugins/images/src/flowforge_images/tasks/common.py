@@ -10,7 +10,8 @@ from torch import Tensor
 
 from flowforge.data.base import Dataset
 from flowforge.experiment.directory import RunDir
-from flowforge_images.metrics.features import class_accuracy, frechet_distance, precision_recall
+from flowforge.metrics.frechet import frechet_distance
+from flowforge_images.metrics.features import class_accuracy, precision_recall
 from flowforge_images.metrics.lenet import WEIGHTS, lenet_outputs, load_lenet
 
 SPLITS_FILE = "splits.json"

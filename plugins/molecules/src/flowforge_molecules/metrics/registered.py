@@ -10,9 +10,9 @@ import torch
 from pydantic import Field
 
 from flowforge.metrics.base import Metric, MetricContext
+from flowforge.metrics.chemnet import chemnet, fcd
 from flowforge_molecules.metrics.chemistry import canonical
 from flowforge_molecules.metrics.context import molecule_context
-from flowforge_molecules.metrics.fcd import fcd
 from flowforge_molecules.metrics.stability import stability
 
 
@@ -64,7 +64,7 @@ class FCDMetric(Metric):
             ref = [ref[i] for i in pick.tolist()]
         gen = [s for s in mctx.smiles if s]
         device = "cuda" if mctx.device.type == "cuda" else "cpu"
-        return {"fcd": fcd(gen, ref, device)}
+        return {"fcd": fcd(gen, ref, chemnet(), device)}
 
 
 @dataclass(frozen=True)
