@@ -21,6 +21,7 @@ from pydantic import Field
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from flowforge.errors import InvalidArgumentError
 from flowforge.training.couplings.base import Coupled, Coupling, check_pairable
 
 
@@ -44,7 +45,10 @@ def _assign(cost: np.ndarray, groups0: np.ndarray | None, groups1: np.ndarray | 
     for g in np.unique(groups1):
         i, j = np.flatnonzero(groups1 == g), np.flatnonzero(groups0 == g)
         if len(i) != len(j):
-            raise ValueError("noise and data hold different numbers of atoms of one element")
+            raise InvalidArgumentError(
+                f"equivariant OT within elements: element {g} has {len(i)} atoms in the data "
+                f"and {len(j)} in the noise; pair molecules with the same composition"
+            )
         rows, cols = linear_sum_assignment(cost[np.ix_(i, j)])
         perm[i[rows]] = j[cols]
     return perm
