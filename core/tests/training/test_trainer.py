@@ -142,6 +142,7 @@ def test_nonfinite_steps_are_skipped_and_counted():
     summary = trainer.fit()
     assert summary.step == 30 and summary.nonfinite == 3
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    assert all(torch.isfinite(v).all() for v in trainer.ema.shadow.values())
 
 
 def test_too_many_nonfinite_steps_in_a_row_stop_training():

@@ -43,26 +43,15 @@ class EMA:
         return min(self.decay, (step - 1) / (step - 1 + self.warmup))
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int, where: Tensor | None = None) -> None:
-        """Average in the weights of `model` after optimizer step `step`.
-
-        `where`: a 0-d boolean tensor; where False (a skipped step) the shadow keeps its value.
-        It stays on the device, so a skipped step costs no host synchronisation.
-        """
+    def update(self, model: nn.Module, step: int) -> None:
+        """Average in the weights of `model` after optimizer step `step`: one multi-tensor lerp
+        per dtype (three passes over the weights), buffers that are not floats copied."""
         decay = self.decay_at(step)
         groups, copies = self._plan(model, bool(decay))
         if copies[0]:
             torch._foreach_copy_(*copies)
-        weight = 1.0 - decay
-        for dtype, (shadows, values) in groups.items():
-            if where is None:
-                torch._foreach_lerp_(shadows, values, weight)
-            else:
-                # shadow += where * weight * (value - shadow): a 0-d tensor factor, never read
-                # on the host (a tensor weight for _foreach_lerp_ would be)
-                steps = torch._foreach_sub(values, shadows)
-                torch._foreach_mul_(steps, where.to(dtype) * weight)
-                torch._foreach_add_(shadows, steps)
+        for shadows, values in groups.values():
+            torch._foreach_lerp_(shadows, values, 1.0 - decay)
 
     def _plan(self, model: nn.Module, average: bool) -> tuple[dict, tuple[list, list]]:
         """(shadow, live) tensor lists of `model`: one group per floating dtype to average (one

@@ -9,7 +9,8 @@ RNGs, so on CPU a run resumed from any checkpoint is bit-exact with an uninterru
 
 No host synchronisation per step: the loss, the NaN/Inf verdict and the counters stay on the
 device. A step whose loss or gradient is not finite is skipped on the device (fused AdamW's
-`found_inf`, the mechanism of `torch.amp.GradScaler`; the EMA is masked the same way). The host
+`found_inf`, the mechanism of `torch.amp.GradScaler`): the weights keep their values, so the
+EMA, which averages them in after every step, stays finite without a mask of its own. The host
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
 
@@ -169,7 +170,7 @@ class Trainer:
         self.optimizer.found_inf = torch.logical_not(ok, out=self._found_inf)
         self.optimizer.step()
         self.scheduler.step()
-        self.ema.update(self.model, self.step - self.span[0], where=ok)
+        self.ema.update(self.model, self.step - self.span[0])
         self._count(loss, ok)
 
     def _backward(self, batch: Batch) -> Tensor:
