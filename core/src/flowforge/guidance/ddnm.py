@@ -1,4 +1,5 @@
-"""DDNM: range-null space decomposition; its noisy variant DDNM+ scales the range part."""
+"""DDNM: range-null space decomposition; its noisy variant DDNM+ scales the range part and drops
+the singular values below the noise (a truncated pseudo-inverse, for ill-conditioned operators)."""
 
 from __future__ import annotations
 
@@ -24,17 +25,26 @@ class DDNM(DataConsistency):
     The data estimate keeps its null-space part and takes its range part from `y`:
 
         D' = A^+ y + (I - A^+ A) D = D + A^+ (y - A D)                        (noiseless, eq. 13)
-        D' = D + V diag(lambda_i / s_i) U^T (y - A D)                         (DDNM+, eq. 17)
+        D' = D + V diag(lambda_i / s_i) U^T (y - A D)      over s_i >= c sigma_y  (DDNM+, eq. 17)
         lambda_i = min(1, sigma' s_i / (alpha' sigma_y))
 
     then `x' <- x' + alpha' (D' - D)` (`flowforge.guidance.consistency`). DDNM+ limits the
     measurement noise that `A^+` carries into the state, `alpha' lambda_i sigma_y / s_i`, to the
     state's own noise level `sigma'` (the paper's condition, with DDIM's coefficients), so at
     the data end noisy measurements are no longer enforced. Noiseless, the returned sample
-    satisfies `A x = y` exactly (to rounding) on paths that end at sigma = 0. The noisy variant
-    needs an operator with an SVD (mask, blur, downsample, mri, dense, identity).
+    satisfies `A x = y` exactly (to rounding) on paths that end at sigma = 0.
 
-    Parameters: `scaled` (use DDNM+ when the operator has noise; False: plain projection).
+    Noisy `y` on an ill-conditioned operator (Gaussian blur: `s_i` down to 1e-6) needs a
+    regularised `A^+`: a component with `s_i < c sigma_y` (`noise_cutoff` c) carries less signal
+    than noise for unit-variance data (the model's standardised space), and `1 / s_i` would
+    put that noise into the state at every step, where a deterministic solver keeps it (the
+    sample diverges). Such components count as null space: the truncated-SVD pseudo-inverse,
+    a cut on the noise level where DDRM/DDNM's deblurring code uses a fixed 3e-2. With noise
+    the variant therefore needs an operator with an SVD (mask, blur, downsample, mri, dense,
+    identity); noiseless, every operator works (`Measurement.pinv`).
+
+    Parameters: `scaled` (use DDNM+ when the operator has noise; False: the plain projection,
+    still truncated); `noise_cutoff` c >= 0 (0: the full pseudo-inverse).
 
     >>> flowforge.sample(model, noise, ..., solver="ddim", guidance=DDNM(measurement=m))
     """
@@ -42,13 +52,17 @@ class DDNM(DataConsistency):
     scaled: Annotated[
         bool, Field(description="DDNM+: scale the range correction when y is noisy")
     ] = True
+    noise_cutoff: Annotated[
+        float,
+        Field(ge=0, description="noisy y: treat singular values below this x noise_std as 0"),
+    ] = 3.0
 
     name = "ddnm"
 
     def correct(self, data: Tensor, t: Tensor, m: Measurement, dynamics: Dynamics) -> Tensor:
-        if m.noise_std == 0 or not self.scaled:
-            return data + m.pinv(m.residual(data))
         op = m.operator
+        if m.noise_std == 0 or (not self.scaled and not isinstance(op, SVDOperator)):
+            return data + m.pinv(m.residual(data))
         if not isinstance(op, SVDOperator):
             raise InvalidArgumentError(
                 f"ddnm with a noisy measurement (DDNM+) scales the correction per singular "
@@ -57,8 +71,11 @@ class DDNM(DataConsistency):
             )
         z = op.vt(op.adjoint(m.residual(data)))  # diag(s) U^T (y - A D)
         s = op.singular_values(z)
-        path = dynamics.path
-        ratio = path.sigma(t) / (path.alpha(t) * m.noise_std)
-        lam = (expand_like(ratio.to(z.dtype), z) * s).clamp(max=1.0)
-        gain = torch.where(op.nonzero(z), lam / s.square(), torch.zeros_like(lam))
+        keep = op.nonzero(z) & (s >= self.noise_cutoff * m.noise_std)
+        lam = torch.ones_like(s)
+        if self.scaled:
+            path = dynamics.path
+            ratio = path.sigma(t) / (path.alpha(t) * m.noise_std)
+            lam = (expand_like(ratio.to(z.dtype), z) * s).clamp(max=1.0)
+        gain = torch.where(keep, lam / s.square(), torch.zeros_like(lam))
         return data + op.v(z * gain)
