@@ -8,8 +8,6 @@ charge-aware variant (MiDi, Vignac et al. 2023); EDM's own numbers ignore charge
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 BONDS1: dict[str, dict[str, int]] = {
@@ -215,34 +213,36 @@ def bond_order(a: str, b: str, distance: float) -> int:
     return 3
 
 
-@lru_cache(maxsize=256)
-def _thresholds(symbols: tuple[str, ...]) -> np.ndarray:
-    """`(3, k, k)` distances in pm below which elements `symbols[a]`, `symbols[b]` (in that
-    order) bond with order at least 1, 2, 3 (table length plus margin; -inf: no such bond)."""
-    out = np.full((3, len(symbols), len(symbols)), -np.inf)
+def _thresholds() -> tuple[dict[str, int], np.ndarray]:
+    """Row of each tabled element and `(3, E + 1, E + 1)` distances in pm below which the
+    elements of rows `a`, `b` (in that order) bond with order at least 1, 2, 3 (table length
+    plus margin; -inf: no such bond; row E: any element not in the tables)."""
+    names = sorted(set(BONDS1) | {b for a in BONDS1.values() for b in a})
+    out = np.full((3, len(names) + 1, len(names) + 1), -np.inf)
     for level, (table, margin) in enumerate(zip((BONDS1, BONDS2, BONDS3), MARGINS, strict=True)):
-        for a, sa in enumerate(symbols):
-            for b, sb in enumerate(symbols):
+        for a, sa in enumerate(names):
+            for b, sb in enumerate(names):
                 length = table.get(sa, {}).get(sb)
                 if length is not None:
                     out[level, a, b] = length + margin
-    return out
+    return {s: i for i, s in enumerate(names)}, out
+
+
+_ROWS, _LIMITS = _thresholds()
 
 
 def bond_matrix(symbols: list[str], pos: np.ndarray) -> np.ndarray:
     """Bond orders `(n, n)` int of one molecule: `bond_order` of every pair `i < j` (table
     lookups by the pair in that order, as EDM's loop), in a few array operations."""
-    n = len(symbols)
-    if n == 0:
-        return np.zeros((0, 0), dtype=np.int64)
-    kinds, index = np.unique(np.asarray(symbols, dtype=str), return_inverse=True)
-    limits = _thresholds(tuple(kinds))[:, index[:, None], index[None, :]]
+    unknown = len(_ROWS)
+    index = np.array([_ROWS.get(s, unknown) for s in symbols], dtype=np.int64)
+    limits = _LIMITS[:, index[:, None], index[None, :]]
     d = 100.0 * np.sqrt(((pos[:, None, :] - pos[None, :, :]) ** 2).sum(-1))
     # order 1 below the single-bond limit, +1 below the double's and +1 below the triple's
     # (each limit is only reached through the previous one, as in `bond_order`)
     below = d[None] < limits
     order = below[0] * (1 + below[1] * (1 + below[2].astype(np.int64)))
-    upper = np.triu(order.astype(np.int64), 1)
+    upper = np.triu(order, 1)
     return upper + upper.T
 
 
