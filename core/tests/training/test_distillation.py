@@ -120,3 +120,26 @@ def test_grid_and_interval_draws():
     torch.testing.assert_close(
         counts, torch.full((4,), 0.25, dtype=torch.float64), atol=0.03, rtol=0
     )
+
+
+def test_a_distillation_step_never_synchronises_with_the_host(monkeypatch):
+    """The teacher's solve skips the driver's NaN read; the trainer's guard covers it."""
+    from flowforge.graph.host_sync import forbid_host_sync
+    from flowforge.paths import CondOT
+    from flowforge.spec.models import TrainSpec
+    from flowforge.training import Trainer
+
+    from .test_trainer_options import _allow_fused_adam_found_inf_move
+
+    _allow_fused_adam_found_inf_move(monkeypatch)
+    path = CondOT()
+    data = TARGET.sample(256, generator=torch.Generator().manual_seed(1))
+    teacher = Teacher(TARGET.field(path, "velocity"), path, "velocity", "rk4", 4)
+    objective = Distillation(teacher, path, "velocity", data, torch.linspace(0, 1, 3))
+    config = TrainSpec(steps=4, batch_size=32, lr=1e-3, log_every=100)
+    trainer = Trainer(MLP(2, 16, 1, 4), objective, config, generator=torch.Generator())
+    trainer.train_step()  # the optimizer creates its state from host values on the first step
+    with forbid_host_sync():
+        trainer.train_step()
+        trainer.train_step()
+    assert trainer.step == 3 and trainer.nonfinite == 0

@@ -100,6 +100,7 @@ class Teacher:
             t_span=(s, u),
             time_grid="uniform",
             cond=cond or None,
+            check_finite=False,
         )
 
 
