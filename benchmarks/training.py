@@ -1,5 +1,5 @@
 """Training throughput: the trainer against a bare PyTorch loop, GPU Sinkhorn against POT's CPU
-solver, and data-parallel scaling.
+solver, the cost of every coupling, and data-parallel scaling.
 
 (a) `overhead`: flowforge's `Trainer.fit` and a hand-written loop train the same MLP on the same
     Gaussian-mixture data with the same batch, precision, AdamW (fused), gradient clipping and
@@ -11,12 +11,15 @@ solver, and data-parallel scaling.
     against torchcfm's `OTPlanSampler("sinkhorn").sample_plan` (cost on the device, plan by POT
     on the CPU to convergence, pairs drawn by numpy: the torchcfm approach). The two plans are
     compared entry by entry.
-(c) `ddp`: the trainer on one process (GPU 0), then on `--ddp` processes (NCCL on GPUs, gloo on
+(c) `couplings`: milliseconds per batch of every coupling at the same sizes (the exact
+    assignments at their limit of 512), and on a GPU whether the device-side ones ran without a
+    host synchronisation.
+(d) `ddp`: the trainer on one process (GPU 0), then on `--ddp` processes (NCCL on GPUs, gloo on
     the CPU) with the same per-process batch; scaling efficiency = throughput of N processes /
     (N x throughput of one) (goal: at least 0.90 with a model that saturates a GPU).
 
     python benchmarks/training.py --device cpu --tiny          # CPU smoke run, well under a minute
-    python benchmarks/training.py --device cuda --parts overhead,sinkhorn
+    python benchmarks/training.py --device cuda --parts overhead,sinkhorn,couplings
     python benchmarks/training.py --device cuda --parts ddp --ddp 2 --width 4096 --depth 8 ...
 """
 
@@ -42,7 +45,15 @@ from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.targets import GaussianMixture
 from flowforge.training import Regression, Trainer
-from flowforge.training.couplings import Sinkhorn, sinkhorn_log_plan, squared_distances
+from flowforge.training.couplings import (
+    ClassConditionalOT,
+    ExactOT,
+    Independent,
+    Sinkhorn,
+    WeightedCFM,
+    sinkhorn_log_plan,
+    squared_distances,
+)
 
 LR, EMA_DECAY, CLIP = 1e-4, 0.999, 1.0
 
@@ -207,7 +218,42 @@ def sinkhorn(args, device: torch.device) -> dict:
     return out
 
 
-# ---- (c) DDP ------------------------------------------------------------------------------
+def couplings(args, device: torch.device) -> dict:
+    """Milliseconds per batch of every coupling at `--ot-batch` x `--ot-dim` (the exact
+    assignments at their limit of 512), and whether the device-side ones ran without a host
+    synchronisation (`torch.cuda.set_sync_debug_mode("error")`)."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    n, exact_n = args.ot_batch, min(args.ot_batch, 512)
+    x_0 = torch.randn(n, args.ot_dim, generator=gen, device=device)
+    x_1 = torch.randn(n, args.ot_dim, generator=gen, device=device)
+    labels = torch.randint(0, 10, (n,), generator=gen, device=device)
+    on_device = {
+        "independent": (Independent(), n),
+        "wcfm": (WeightedCFM(eps=0.5), n),
+        "sinkhorn": (Sinkhorn(eps=args.ot_eps, iters=args.ot_iters), n),
+        "sinkhorn_tol": (Sinkhorn(eps=args.ot_eps, iters=args.ot_iters, tol=1e-3), n),
+    }
+    host = {"exact_ot": (ExactOT(), exact_n), "class_conditional": (ClassConditionalOT(), exact_n)}
+    out: dict = {"batch": n, "exact_batch": exact_n, "dim": args.ot_dim}
+    for name, (coupling, m) in {**on_device, **host}.items():
+
+        def call(c=coupling, m=m) -> object:
+            return c.pair(x_0[:m], x_1[:m], generator=gen, labels=labels[:m])
+
+        out[f"{name}_ms"] = 1e3 * timed(call, device, args.ot_repeats)
+        if device.type == "cuda" and name in on_device:
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                call()
+                out[f"{name}_no_host_sync"] = True
+            except RuntimeError:
+                out[f"{name}_no_host_sync"] = False
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    return out
+
+
+# ---- (d) DDP ------------------------------------------------------------------------------
 
 
 def ddp_worker(args: argparse.Namespace, out: str) -> None:
@@ -259,7 +305,7 @@ def ddp(args, device: torch.device) -> dict:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--parts", default="overhead,sinkhorn,ddp", help="comma-separated subset")
+    p.add_argument("--parts", default="overhead,sinkhorn,couplings,ddp", help="comma-separated subset")
     p.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     p.add_argument("--dim", type=int, default=64, help="data dimension")
     p.add_argument("--width", type=int, default=512)
@@ -313,6 +359,16 @@ def table(results: dict) -> str:
                 f"speed-up {r['speedup_vs_pot']:.3g}x / {r['speedup_vs_torchcfm']:.3g}x",
             )
         )
+    if "couplings" in results:
+        r = results["couplings"]
+        names = [k[:-3] for k in r if k.endswith("_ms")]
+        rows.append(
+            (
+                f"couplings ms/batch ({r['batch']}; exact {r['exact_batch']})",
+                ", ".join(f"{k} {r[k + '_ms']:.3g}" for k in names),
+                "no host sync: " + ", ".join(k for k in names if r.get(k + "_no_host_sync")),
+            )
+        )
     if "ddp" in results and "skipped" not in results["ddp"]:
         r = results["ddp"]
         rows.append(
@@ -332,12 +388,13 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     parts = [p for p in args.parts.split(",") if p]
-    unknown = set(parts) - {"overhead", "sinkhorn", "ddp"}
+    known = {"overhead": overhead, "sinkhorn": sinkhorn, "couplings": couplings, "ddp": ddp}
+    unknown = set(parts) - set(known)
     if unknown:
-        raise SystemExit(f"--parts: unknown {sorted(unknown)}; choose from overhead,sinkhorn,ddp")
+        raise SystemExit(f"--parts: unknown {sorted(unknown)}; choose from {','.join(known)}")
     results: dict = {}
     for part in parts:
-        results[part] = {"overhead": overhead, "sinkhorn": sinkhorn, "ddp": ddp}[part](args, device)
+        results[part] = known[part](args, device)
     results["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     results["machine"] = {
         "platform": platform.platform(),
