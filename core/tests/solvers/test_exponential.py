@@ -10,7 +10,7 @@ import torch
 
 import flowforge
 from flowforge import registry
-from flowforge.solvers import exponential
+from flowforge.solvers import exponential, host_program
 from flowforge.solvers.exponential import Schedule, inverse_square_integrals, lagrange
 from flowforge.targets import GaussianMixture
 
@@ -51,7 +51,9 @@ FAMILY = [
     ("ipndm", {}),
     ("ipndm", {"variable": "rho"}),
     ("unipc", {}),
+    ("deis", {}),
     ("deis", {"variable": "lambda"}),
+    ("dpm_solver", {}),
     ("dpm_solver_pp", {"order": 3}),
     ("dpm_solver_pp_hb", {}),
 ]
@@ -67,25 +69,78 @@ def _solve(name: str, params: dict, path_name: str, kind: str) -> torch.Tensor:
     )  # fmt: skip
 
 
+def _forced(form: str):
+    """`host_program` restricted to one form (None where that form does not exist)."""
+
+    def make(weights, x):
+        rows = weights[..., 0].tolist()
+        if form == "kept":
+            return host_program.HostProgram(host_program.kept_program(rows))
+        if form == "ring":
+            return host_program.HostProgram(*host_program.ring_program(
+                host_program.kept_program(rows), x))  # fmt: skip
+        steps = host_program.output_program(rows)
+        return None if steps is None else host_program.HostProgram(steps)
+
+    return make
+
+
 @pytest.mark.parametrize(("path_name", "kind"), [("cond_ot", "velocity"), ("vp_cosine", "noise")])
 @pytest.mark.parametrize(("name", "params"), FAMILY)
-def test_cpu_program_computes_the_weighted_sums(name, params, path_name, kind, monkeypatch):
-    """The CPU program (kept prediction forms, Python weights) equals the weight tensors."""
-    program = _solve(name, params, path_name, kind)
+@pytest.mark.parametrize("form", ["kept", "ring", "outputs"])
+def test_cpu_program_computes_the_weighted_sums(name, params, path_name, kind, form, monkeypatch):
+    """Each CPU program form (kept prediction forms, a ring of them, raw outputs; Python
+    weights) equals the weight tensors, and so does the cheapest, which the solve uses."""
     monkeypatch.setattr(exponential, "host_program", lambda weights, x: None)
     tensors = _solve(name, params, path_name, kind)
-    torch.testing.assert_close(program, tensors, rtol=1e-11, atol=1e-11)
+    monkeypatch.setattr(exponential, "host_program", _forced(form))
+    torch.testing.assert_close(
+        _solve(name, params, path_name, kind), tensors, rtol=1e-11, atol=1e-11
+    )
+    monkeypatch.undo()
+    torch.testing.assert_close(
+        _solve(name, params, path_name, kind), tensors, rtol=1e-11, atol=1e-11
+    )
+
+
+def _program_weights(name: str, steps: int = 20, **params) -> torch.Tensor:
+    path = registry.create("path", "cond_ot")
+    grid = torch.linspace(0, 1, steps + 1, **F64)[:, None]
+    return registry.create("solver", name, **params).weights(Schedule(path, "velocity", grid)).w
 
 
 def test_order_four_reads_each_earlier_node_once():
-    """iPNDM(4) on a velocity model: x_n, output_n, three kept forms and the new form's one
-    multiply-add per step, instead of both vectors of every node (8), except next to the switch
-    between the data and noise forms, whose nodes keep both."""
-    path = registry.create("path", "cond_ot")
-    solver = registry.create("solver", "ipndm")
-    grid = torch.linspace(0, 1, 21, **F64)[:, None]
-    weights = solver.weights(Schedule(path, "velocity", grid)).w
-    program = exponential.host_program(weights, torch.zeros(1, **F64))
-    ops = [len(s.terms) + isinstance(s.keep, float) for s in program]
-    assert statistics.median(ops) == 6 and max(ops) <= 8
+    """iPNDM(4) on a velocity model, kept form: x_n, output_n, three kept forms and the new
+    form's one multiply-add per step, instead of both vectors of every node (8), except next to
+    the switch between the data and noise forms, whose nodes keep both."""
+    weights = _program_weights("ipndm")
+    program = host_program.kept_program(weights[..., 0].tolist())
+    assert statistics.median(s.ops for s in program) == 6 and max(s.ops for s in program) <= 8
     assert min(len(row.nonzero()) for row in weights[3:, :, 0]) == 8
+
+
+@pytest.mark.parametrize(("name", "order"), [("ipndm", 4), ("deis", 3), ("unipc", 3)])
+def test_a_ring_step_costs_the_same_for_every_order(name, order):
+    """In the ring form a step writes its kept vector and reads all kept terms in one matrix
+    product: the solve's cost per step stays near four ops whatever the order, and the cheapest
+    program is at most that."""
+    weights = _program_weights(name, order=order)
+    kept = host_program.kept_program(weights[..., 0].tolist())
+    ring, rows = host_program.ring_program(kept, torch.zeros(1, **F64))
+    assert rows <= 2 * order
+    per_step = sum(s.ops for s in ring) / len(ring)
+    assert per_step <= 3.5 + host_program.MM_COST / 2 < sum(s.ops for s in kept) / len(kept)
+    chosen = host_program.host_program(weights, torch.zeros(1, **F64))
+    assert chosen.ops <= sum(s.ops for s in ring)
+
+
+def test_singlestep_stages_read_raw_outputs_and_multistep_ones_cannot():
+    """DPM-Solver-3's stages restart from their step's start, so each state is the previous one
+    times a number plus a short sum of raw outputs: at most 4 terms and no kept vector to build.
+    A multistep method's states carry every earlier output, so it has no such form."""
+    rows = _program_weights("dpm_solver", steps=21)[..., 0].tolist()
+    program = host_program.output_program(rows)
+    assert program is not None and max(len(s.terms) for s in program) <= 4
+    assert sum(s.ops for s in program) < sum(s.ops for s in host_program.kept_program(rows))
+    multistep = _program_weights("dpm_solver_pp", steps=21)[..., 0].tolist()
+    assert host_program.output_program(multistep) is None

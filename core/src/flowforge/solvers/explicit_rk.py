@@ -9,7 +9,8 @@ from torch import Tensor
 
 from flowforge.field import Dynamics
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
-from flowforge.solvers.exponential import Schedule, on_device, on_host, shared_columns
+from flowforge.solvers.exponential import Schedule, on_device, shared_columns
+from flowforge.solvers.host_program import on_host
 from flowforge.tensors import expand_like
 
 

@@ -27,8 +27,8 @@ Every solver of the family is then a linear combination of the current state and
 outputs, so one engine runs them all (`ExponentialSolver`): `init` precomputes, for every grid
 step, the weights of its result on a window of the last `W` evaluations `(x_j, output_j)`
 (prediction-kind conversions folded in), and a step is one model call and one weighted sum, with
-no host sync. On the CPU (`host_program`) the weights are Python numbers and each earlier node
-keeps its prediction form as one vector: order + 2 tensor ops per step.
+no host sync. On the CPU the weights are Python numbers baked into a few tensor ops per step
+(module `host_program`: about four whatever the order).
 
 End points, with full-order rules shared by the multistep solvers:
 - start (`start`): the first `K - 1` steps of a `K`-th order method (and step `K - 1` too after
@@ -49,10 +49,8 @@ instead of the rules above, and where the references cannot go, a pure-noise sta
 from __future__ import annotations
 
 import abc
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -64,6 +62,7 @@ from flowforge.field import Dynamics
 from flowforge.graph.state import identity
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
+from flowforge.solvers.host_program import HostProgram, host_program
 
 F64 = torch.float64
 # alpha/sigma (or sigma/alpha) below this counts as an end point: vp_cosine's sigma(1) is
@@ -495,133 +494,6 @@ def combine(weights: Tensor | list[tuple[int, float]], window: tuple[Tensor, ...
     return out
 
 
-def on_host(weights: Tensor, x: Tensor) -> bool:
-    """Whether per-step `weights (..., B or 1)` may become Python numbers: `x` is on the CPU,
-    every sample shares them and no gradient flows into them (schedule tuning differentiates
-    through the weights)."""
-    return x.device.type == "cpu" and weights.shape[-1] == 1 and not weights.requires_grad
-
-
-def host_table(weights: Tensor, x: Tensor) -> list[list[tuple[int, float]]] | None:
-    """Per step, the nonzero `(entry, weight)` pairs of `weights (S, E, 1)` as Python floats
-    where `on_host`, else None.
-
-    On the CPU a solve is never a captured graph, so baking the weights into the ops as
-    scalars is safe, and it saves an index op per term and skips the zero terms.
-    """
-    if not on_host(weights, x):
-        return None
-    rows = weights[..., 0].tolist()
-    return [[(e, c) for e, c in enumerate(row) if c != 0.0] for row in rows]
-
-
-# Relative tolerance under which the weights of a node's (x, output) pair in later rows count
-# as one direction (they are one conversion times per-row numbers, equal up to rounding).
-PROPORTIONAL = 1e-13
-
-
-@dataclass(frozen=True, slots=True)
-class HostStep:
-    """One step of `host_program`: the weighted sum and what the node keeps for later steps.
-
-    `terms`: `(index, weight)` pairs into `(x_n, output_n, *kept)`, where `kept` holds what the
-    previous nodes kept, newest first. `keep`: what node n keeps: "x", "output", "both", a
-    float k for `x_n + k output_n` (one multiply-add), or None. `carry`: how many of `kept`
-    stay in the window after this step.
-    """
-
-    terms: tuple[tuple[int, float], ...]
-    keep: str | float | None
-    carry: int
-
-
-def _kept(pairs: list[tuple[float, float]]) -> str | float | None:
-    """What a node keeps, given the `(x weight, output weight)` pairs later rows put on it."""
-    pairs = [(a, b) for a, b in pairs if a != 0.0 or b != 0.0]
-    if not pairs:
-        return None
-    if all(b == 0.0 for _, b in pairs):
-        return "x"
-    if all(a == 0.0 for a, _ in pairs):
-        return "output"
-    a0, b0 = max(pairs, key=lambda p: abs(p[0]))  # a0 != 0: not every a is 0
-    k = b0 / a0
-    if math.isfinite(k) and all(
-        abs(b - k * a) <= PROPORTIONAL * max(abs(b), abs(k * a)) for a, b in pairs
-    ):
-        return k
-    return "both"
-
-
-def host_program(weights: Tensor, x: Tensor) -> list[HostStep] | None:
-    """The weights `(S, 2W, 1)` as a CPU program (see `host_table` for when), with each node's
-    later contributions folded into one kept vector where the rows allow it.
-
-    A multistep row weighs an earlier node through one prediction form, `p x_j + q output_j`
-    (data or noise), so the node can keep `x_j + (q/p) output_j` once and every later row reads
-    one vector instead of two: order 4 (`ipndm`) takes six tensor ops per step instead of eight.
-    Nodes whose later rows mix forms (warm-up, the switch between halves) keep both.
-    """
-    table = host_table(weights, x)
-    if table is None:
-        return None
-    rows = weights[..., 0].tolist()
-    steps, width = len(rows), len(rows[0]) // 2
-    keeps = []
-    for j in range(steps):
-        later = [
-            (rows[n][2 * (n - j)], rows[n][2 * (n - j) + 1])
-            for n in range(j + 1, min(j + width, steps))
-        ]
-        keeps.append(_kept(later))
-    size = [0 if k is None else 2 if k == "both" else 1 for k in keeps]
-    program = []
-    for n in range(steps):
-        terms = [(e, c) for e, c in table[n] if e < 2]
-        offset = 2
-        for back in range(1, width):
-            j = n - back
-            if j < 0:
-                break
-            a, b = rows[n][2 * back], rows[n][2 * back + 1]
-            kept = keeps[j]
-            if kept == "both":
-                terms += [(offset, a), (offset + 1, b)]
-            elif kept == "output":
-                terms.append((offset, b))
-            elif kept is not None:
-                terms.append((offset, a))
-            offset += size[j]
-        carry = sum(size[j] for j in range(max(n - width + 2, 0), n))
-        program.append(HostStep(tuple((i, c) for i, c in terms if c != 0.0), keeps[n], carry))
-    return program
-
-
-def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[Tensor, tuple]:
-    """One step of a `host_program`: `(x_next, kept)` from the state, output and kept vectors."""
-    vectors = (x, out, *kept)
-    terms = step.terms
-    if terms:
-        i, c = terms[0]
-        x_next = vectors[i] * c
-        for i, c in terms[1:]:
-            x_next.add_(vectors[i], alpha=c)
-    else:
-        x_next = torch.zeros_like(x)
-    keep = step.keep
-    if keep is None:
-        new = ()
-    elif keep == "x":
-        new = (x,)
-    elif keep == "output":
-        new = (out,)
-    elif keep == "both":
-        new = (x, out)
-    else:
-        new = (torch.add(x, out, alpha=keep),)
-    return x_next, (*new, *kept[: step.carry])
-
-
 def host_schedule(f: Dynamics, grid: Tensor) -> Schedule:
     """The schedule of `grid` on the host: `init`'s many small float64 ops run on the CPU, not as
     hundreds of tiny device kernels; `on_device` then copies the result once."""
@@ -665,7 +537,7 @@ def cached_weights(
 def cached_host(weights: Tensor, x: Tensor, make: Callable[[Tensor, Tensor], Any]) -> Any:
     """`make(weights, x)` (`host_program`, `host_table`), kept with cached `weights`: a
     repeated solve skips turning them into Python numbers again."""
-    key = (id(weights), make, x.device.type)
+    key = (id(weights), make, x.device.type, x.dtype)
     hit = _HOST.get(key)
     if hit is not None and hit[0] is weights:
         _HOST.move_to_end(key)
@@ -707,7 +579,7 @@ class ExponentialSolver(Solver, ODE):
         weights = cached_weights(self, f, grid)
         program = cached_host(weights, x, host_program)
         if program is not None:
-            return program, (), f.prediction
+            return program, program.start(x), f.prediction
         return on_device(weights, x), empty_window(self.width, x), f.prediction
 
     def step(
@@ -716,8 +588,8 @@ class ExponentialSolver(Solver, ODE):
         w, window, kind = state
         pred = f(x, t0)
         out = pred.value if pred.kind == kind else pred.as_(kind)
-        if isinstance(w, list):
-            x, window = run_host_step(w[info.index], x, out, window)
+        if isinstance(w, HostProgram):
+            x, window = w.run(info.index, x, out, window)
             return x, (w, window, kind)
         window = (x, out, *window[:-2])
         return combine(w[info.index], window), (w, window, kind)

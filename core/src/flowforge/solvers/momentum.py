@@ -21,9 +21,9 @@ from flowforge.solvers.exponential import (
     cached_weights,
     combine,
     empty_window,
-    host_table,
     on_device,
 )
+from flowforge.solvers.host_program import host_table
 
 Beta = Annotated[float, Field(gt=0, le=1, description="damping beta in (0, 1]; 1: no momentum")]
 

@@ -1,0 +1,324 @@
+"""CPU programs of the exponential family: a solve's per-step weights run in the fewest tensor ops.
+
+On the CPU a solve is never a captured graph and every sample usually shares the grid, so the
+weights `(S, 2W, 1)` of a solve (module `exponential`: row n weighs the window
+`(x_n, output_n, x_{n-1}, output_{n-1}, ...)`) become Python numbers once, in `init`, and a step
+is a few tensor ops with those numbers baked in. At the benchmark's size (batch 256, d = 16) an
+op costs microseconds whatever it computes, so the form that needs the fewest ops wins
+(benchmarks/overhead.py). Three forms give the same sums up to rounding; `host_program` counts
+the ops of each and keeps the cheapest:
+
+- kept (`kept_program`): each node keeps what later rows read of it, one vector where they weigh
+  it through one prediction form (`x_j + k output_j`, one multiply-add, as a multistep method
+  does); a step is one multiply and a multiply-add per further term: order + 2 ops.
+- outputs (`output_program`): `x_{n+1} = a x_n + sum_j b_j output_j` over the last few raw
+  outputs, which are kept by reference (no op), where such a short sum exists: singlestep
+  methods (`dpm_solver`), whose stages restart from their step's start.
+- ring (`ring_program`): the kept vectors live in the rows of one `(R, numel)` buffer; a step
+  writes its own kept vector into a free row and takes every kept term in one matrix product:
+  about four ops whatever the order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# Relative tolerance under which the weights of a node's (x, output) pair in later rows count
+# as one direction (they are one conversion times per-row numbers, equal up to rounding).
+PROPORTIONAL = 1e-13
+# Relative size under which an output's weight in `output_program` is rounding left over from
+# the cancellation of the earlier states (it is exactly 0 in exact arithmetic).
+NEGLIGIBLE = 1e-12
+# Longest solve whose output program is searched (a dense `(S + 1)^2` table in `init`).
+OUTPUT_STEPS = 1024
+# A matrix product and the view of its result, in elementwise ops (measured at the benchmark's
+# size: both cost about as much as 1.5 multiply-adds).
+MM_COST = 1.5
+
+
+def on_host(weights: Tensor, x: Tensor) -> bool:
+    """Whether per-step `weights (..., B or 1)` may become Python numbers: `x` is on the CPU,
+    every sample shares them and no gradient flows into them (schedule tuning differentiates
+    through the weights)."""
+    return x.device.type == "cpu" and weights.shape[-1] == 1 and not weights.requires_grad
+
+
+def host_table(weights: Tensor, x: Tensor) -> list[list[tuple[int, float]]] | None:
+    """Per step, the nonzero `(entry, weight)` pairs of `weights (S, E, 1)` as Python floats
+    where `on_host`, else None.
+
+    On the CPU a solve is never a captured graph, so baking the weights into the ops as
+    scalars is safe, and it saves an index op per term and skips the zero terms.
+    """
+    if not on_host(weights, x):
+        return None
+    rows = weights[..., 0].tolist()
+    return [[(e, c) for e, c in enumerate(row) if c != 0.0] for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class HostStep:
+    """One step of a kept or output program: the weighted sum and what the node keeps.
+
+    `terms`: `(index, weight)` pairs into `(x_n, output_n, *kept)`, where `kept` holds what the
+    previous nodes kept, newest first. `keep`: what node n keeps: "x", "output", "both", a
+    float k for `x_n + k output_n` (one multiply-add), or None. `carry`: how many of `kept`
+    stay in the window after this step.
+    """
+
+    terms: tuple[tuple[int, float], ...]
+    keep: str | float | None
+    carry: int
+
+    @property
+    def ops(self) -> int:
+        """Tensor ops of the step: one per term, one for a combined kept vector."""
+        return max(len(self.terms), 1) + isinstance(self.keep, float)
+
+
+def _kept(pairs: list[tuple[float, float]]) -> str | float | None:
+    """What a node keeps, given the `(x weight, output weight)` pairs later rows put on it."""
+    pairs = [(a, b) for a, b in pairs if a != 0.0 or b != 0.0]
+    if not pairs:
+        return None
+    if all(b == 0.0 for _, b in pairs):
+        return "x"
+    if all(a == 0.0 for a, _ in pairs):
+        return "output"
+    a0, b0 = max(pairs, key=lambda p: abs(p[0]))  # a0 != 0: not every a is 0
+    k = b0 / a0
+    if math.isfinite(k) and all(
+        abs(b - k * a) <= PROPORTIONAL * max(abs(b), abs(k * a)) for a, b in pairs
+    ):
+        return k
+    return "both"
+
+
+def kept_program(rows: list[list[float]]) -> list[HostStep]:
+    """The weight rows `(S, 2W)` with each node's later contributions folded into one kept
+    vector where the rows allow it.
+
+    A multistep row weighs an earlier node through one prediction form, `p x_j + q output_j`
+    (data or noise), so the node can keep `x_j + (q/p) output_j` once and every later row reads
+    one vector instead of two: order 4 (`ipndm`) takes six tensor ops per step instead of eight.
+    Nodes whose later rows mix forms (warm-up, the switch between halves) keep both.
+    """
+    steps, width = len(rows), len(rows[0]) // 2
+    keeps = []
+    for j in range(steps):
+        later = [
+            (rows[n][2 * (n - j)], rows[n][2 * (n - j) + 1])
+            for n in range(j + 1, min(j + width, steps))
+        ]
+        keeps.append(_kept(later))
+    size = [0 if k is None else 2 if k == "both" else 1 for k in keeps]
+    program = []
+    for n in range(steps):
+        terms = [(e, c) for e, c in enumerate(rows[n][:2]) if c != 0.0]
+        offset = 2
+        for back in range(1, width):
+            j = n - back
+            if j < 0:
+                break
+            a, b = rows[n][2 * back], rows[n][2 * back + 1]
+            kept = keeps[j]
+            if kept == "both":
+                terms += [(offset, a), (offset + 1, b)]
+            elif kept == "output":
+                terms.append((offset, b))
+            elif kept is not None:
+                terms.append((offset, a))
+            offset += size[j]
+        carry = sum(size[j] for j in range(max(n - width + 2, 0), n))
+        program.append(HostStep(tuple((i, c) for i, c in terms if c != 0.0), keeps[n], carry))
+    return program
+
+
+def output_program(rows: list[list[float]]) -> list[HostStep] | None:
+    """The rows as `x_{n+1} = a x_n + sum_j b_j output_j` with the raw outputs kept by
+    reference, or None where some step needs a long sum (multistep methods: their states carry
+    every earlier output) or the solve is longer than `OUTPUT_STEPS`.
+
+    Every state is `c x_0 + sum_j d_j output_j`; the table of these coefficients gives `a` (the
+    ratio of the x_0 coefficients) and the `b_j`, which are exactly 0 outside the current
+    singlestep step (and the one before, which a trailing low-order step reads).
+    """
+    steps, width = len(rows), len(rows[0]) // 2
+    if steps > OUTPUT_STEPS:
+        return None
+    table = np.zeros((steps + 1, steps + 1))  # row n: x_n on (x_0, output_0, output_1, ...)
+    table[0, 0] = 1.0
+    parts: list[tuple[float, dict[int, float]]] = []
+    for n in range(steps):
+        for back in range(min(width, n + 1)):
+            a, b = rows[n][2 * back], rows[n][2 * back + 1]
+            table[n + 1] += a * table[n - back]
+            table[n + 1, n - back + 1] += b
+        now, new = table[n], table[n + 1]
+        ratio = new[0] / now[0] if now[0] != 0.0 else 0.0
+        rest = new[1:] - ratio * now[1:]
+        scale = max(np.abs(new).max(), abs(ratio) * np.abs(now).max())
+        used = np.nonzero(np.abs(rest) > NEGLIGIBLE * scale)[0]
+        if (new[0] != 0.0 and now[0] == 0.0) or (used.size and n - used.min() >= 2 * width):
+            return None
+        parts.append((ratio, {int(j): float(rest[j]) for j in used}))
+    lag = max((n - min(b, default=n) for n, (_, b) in enumerate(parts)), default=0)
+    program = []
+    for n, (ratio, outputs) in enumerate(parts):
+        terms = [(0, ratio)] if ratio != 0.0 else []
+        terms += [(1 if j == n else 2 + n - 1 - j, c) for j, c in sorted(outputs.items())]
+        program.append(HostStep(tuple(terms), "output", lag))
+    return program
+
+
+@dataclass(frozen=True, slots=True)
+class RingStep:
+    """One step of a ring program: `push` node n's kept vectors into rows of the ring
+    (`(row, what)`, what: "x", "output" or k for `x_n + k output_n`), then
+    `x_next = weights @ ring + x x_n + out output_n` (`weights (1, R)` in x's dtype, or None)."""
+
+    push: tuple[tuple[int, str | float], ...]
+    weights: Tensor | None
+    x: float
+    out: float
+
+    @property
+    def ops(self) -> float:
+        direct = (self.x != 0.0) + (self.out != 0.0)
+        return len(self.push) + (MM_COST + direct if self.weights is not None else max(direct, 1))
+
+
+def ring_program(program: list[HostStep], x: Tensor) -> tuple[list[RingStep], int]:
+    """`program` (kept form) with its kept vectors in ring rows, and the number of rows: each
+    step writes what its node keeps into rows no kept vector occupies, then one matrix product
+    reads every kept term."""
+    live: list[int] = []  # the ring rows of the kept tuple, newest first
+    out = []
+    for step in program:
+        free = (r for r in range(len(live) + 2) if r not in live)
+        keep = step.keep
+        what = () if keep is None else ("x", "output") if keep == "both" else (keep,)
+        push = tuple((next(free), w) for w in what)
+        weights: dict[int, float] = {}
+        a = b = 0.0
+        for i, c in step.terms:
+            if i >= 2:
+                weights[live[i - 2]] = weights.get(live[i - 2], 0.0) + c
+            elif i == 0:
+                a = c
+            else:
+                b = c
+        # The pushed vectors carry the x and output terms where they can.
+        for row, w in push:
+            if w == "x":
+                weights[row], a = a, 0.0
+            elif w == "output":
+                weights[row], b = b, 0.0
+            elif a != 0.0:
+                weights[row], a, b = a, 0.0, b - a * w
+        weights = {r: c for r, c in weights.items() if c != 0.0}
+        live = [r for r, _ in push] + live[: step.carry]
+        out.append((push, weights, a, b))
+    size = max((r + 1 for push, weights, _, _ in out for r in [*weights, *dict(push)]), default=1)
+    steps = []
+    for push, weights, a, b in out:
+        row = None
+        if weights:
+            row = torch.zeros(1, size, dtype=x.dtype)
+            for r, c in weights.items():
+                row[0, r] = c
+        steps.append(RingStep(push, row, a, b))
+    return steps, size
+
+
+def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[Tensor, tuple]:
+    """One step of a kept or output program: `(x_next, kept)` from the state, output and kept
+    vectors."""
+    vectors = (x, out, *kept)
+    terms = step.terms
+    if terms:
+        i, c = terms[0]
+        x_next = vectors[i] * c
+        for i, c in terms[1:]:
+            x_next.add_(vectors[i], alpha=c)
+    else:
+        x_next = torch.zeros_like(x)
+    keep = step.keep
+    if keep is None:
+        new = ()
+    elif keep == "x":
+        new = (x,)
+    elif keep == "output":
+        new = (out,)
+    elif keep == "both":
+        new = (x, out)
+    else:
+        new = (torch.add(x, out, alpha=keep),)
+    return x_next, (*new, *kept[: step.carry])
+
+
+def run_ring_step(step: RingStep, x: Tensor, out: Tensor, ring: Tensor, rows: list) -> Tensor:
+    """One step of a ring program on the solve's `ring (R, numel)` and its rows shaped as x."""
+    for row, what in step.push:
+        if what == "x":
+            rows[row].copy_(x)
+        elif what == "output":
+            rows[row].copy_(out)
+        else:
+            torch.add(x, out, alpha=what, out=rows[row])
+    if step.weights is not None:
+        x_next = torch.mm(step.weights, ring).view_as(x)
+    elif step.x != 0.0:
+        x_next = x * step.x
+        return x_next.add_(out, alpha=step.out) if step.out != 0.0 else x_next
+    else:
+        return out * step.out
+    if step.out != 0.0:
+        x_next.add_(out, alpha=step.out)
+    if step.x != 0.0:
+        x_next.add_(x, alpha=step.x)
+    return x_next
+
+
+class HostProgram:
+    """A solve's CPU program in its cheapest form: `start(x)` gives the window before the
+    first step, `run(n, x, output, window)` returns `(x_{n+1}, window)`."""
+
+    def __init__(self, steps: list[HostStep] | list[RingStep], ring_rows: int = 0):
+        self.steps, self.ring_rows = steps, ring_rows
+
+    @property
+    def ops(self) -> float:
+        """Tensor ops of the whole solve (the cost `host_program` compares)."""
+        return sum(s.ops for s in self.steps)
+
+    def start(self, x: Tensor) -> Any:
+        if not self.ring_rows:
+            return ()
+        ring = x.new_zeros(self.ring_rows, x.numel())
+        return ring, [r.view_as(x) for r in ring]
+
+    def run(self, n: int, x: Tensor, out: Tensor, window: Any) -> tuple[Tensor, Any]:
+        if self.ring_rows:
+            return run_ring_step(self.steps[n], x, out, *window), window
+        return run_host_step(self.steps[n], x, out, window)
+
+
+def host_program(weights: Tensor, x: Tensor) -> HostProgram | None:
+    """The cheapest CPU program of `weights (S, 2W, 1)` (module doc), or None where the weights
+    cannot be Python numbers (`on_host`)."""
+    if not on_host(weights, x):
+        return None
+    rows = weights[..., 0].tolist()
+    kept = kept_program(rows)
+    candidates = [HostProgram(kept), HostProgram(*ring_program(kept, x))]
+    outputs = output_program(rows)
+    if outputs is not None:
+        candidates.append(HostProgram(outputs))
+    return min(candidates, key=lambda p: p.ops)
