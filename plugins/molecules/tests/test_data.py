@@ -22,6 +22,14 @@ def test_edm_split_sizes_and_disjoint():
     assert all(np.array_equal(parts[k], again[k]) for k in parts)
 
 
+def test_limited_split_is_a_random_subset_of_the_full_one():
+    full, small = edm_split(QM9_SIZE, seed=0), edm_split(QM9_SIZE, seed=0, limit=2000)
+    for k in full:
+        assert len(small[k]) == 2000 and np.isin(small[k], full[k]).all()
+        # QM9 is ordered by size: a subset spread over the whole index range, not its start
+        assert small[k].min() < QM9_SIZE // 20 and small[k].max() > QM9_SIZE * 19 // 20
+
+
 def test_qm9pack_rows_parse_to_geometries():
     import csv
 

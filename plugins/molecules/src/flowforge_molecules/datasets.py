@@ -69,9 +69,7 @@ class MoleculeDataset(Dataset):
 
 
 def _split(mols: Molecules, seed: int, limit: int | None) -> dict[str, Molecules]:
-    parts = edm_split(len(mols), seed)
-    if limit is not None:
-        parts = {k: v[:limit] for k, v in parts.items()}
+    parts = edm_split(len(mols), seed, limit=limit)
     return {k: mols.subset(v) for k, v in parts.items()}
 
 
@@ -89,7 +87,10 @@ class QM9(MoleculeDataset):
     seed: Annotated[int, Field(ge=0, description="seed of the split permutation")] = 0
     limit: Annotated[
         int | None,
-        Field(ge=1, description="keep at most this many molecules of each split (quick runs)"),
+        Field(
+            ge=1,
+            description="keep this many molecules of each split, drawn at random (quick runs)",
+        ),
     ] = None
 
     @cached_property

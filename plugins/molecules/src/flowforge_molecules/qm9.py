@@ -141,11 +141,15 @@ def load_qm9(workers: int | None = None) -> Molecules:
     return mols
 
 
-def edm_split(size: int, seed: int, sizes: tuple[int, int, int] = EDM_SPLIT) -> dict:
+def edm_split(
+    size: int, seed: int, sizes: tuple[int, int, int] = EDM_SPLIT, limit: int | None = None
+) -> dict:
     """Train/val/test indices: a permutation of `range(size)` by `seed`, cut at `sizes`.
 
     For all of QM9 the sizes are EDM's (100,000 / 17,748 / 13,083); a smaller set is cut in
-    the same proportions.
+    the same proportions. `limit` keeps that many of each split, drawn at random with the
+    permutation (QM9's own order runs from small to large molecules, so its first indices
+    would be the smallest ones).
     """
     perm = np.random.default_rng(seed).permutation(size)
     if size != sum(sizes):
@@ -153,4 +157,5 @@ def edm_split(size: int, seed: int, sizes: tuple[int, int, int] = EDM_SPLIT) -> 
         n_val = round(size * sizes[1] / sum(sizes))
         sizes = (n_train, n_val, size - n_train - n_val)
     a, b = sizes[0], sizes[0] + sizes[1]
-    return {"train": np.sort(perm[:a]), "val": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
+    parts = {"train": perm[:a], "val": perm[a:b], "test": perm[b:]}
+    return {k: np.sort(v[:limit]) for k, v in parts.items()}

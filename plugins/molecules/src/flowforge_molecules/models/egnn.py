@@ -33,7 +33,11 @@ class EGNNLayer(nn.Module):
         self.edge = _mlp(2 * hidden + 1 + edge_dim, hidden, hidden, final_act=True)
         self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
         self.node = _mlp(2 * hidden, hidden, hidden)
-        self.coord = _mlp(hidden, hidden, 1)
+        # no bias on the coordinate weight (as EDM): a bias is the same radial push on every
+        # pair (at init up to 1/sqrt(hidden) * coords_range, about 1 A per neighbour and layer)
+        self.coord = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1, bias=False)
+        )
         nn.init.xavier_uniform_(self.coord[-1].weight, gain=0.001)
         self.coords_range = coords_range
         self.norm = norm
