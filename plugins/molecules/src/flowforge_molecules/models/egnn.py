@@ -9,6 +9,7 @@ receive messages. Plain torch: no scatter or cluster extensions.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from flowforge_molecules.models.graph import dense_masks
@@ -42,15 +43,23 @@ class EGNNLayer(nn.Module):
         self.coords_range = coords_range
         self.norm = norm
 
+    def _edge_input(self, h: Tensor, pair: Tensor) -> Tensor:
+        """The edge MLP's first layer on `[h_i, h_j, pair_ij]` `(B, N, N, hidden)`, as the sum of
+        its node parts (two products per atom, not per pair) and its pair part: the same
+        weights and values, without the (2 hidden + 1 + E)-wide product per pair and the
+        concatenated edge tensor it needs."""
+        first = self.edge[0]
+        k = h.shape[-1]
+        w_i, w_j, w_pair = first.weight[:, :k], first.weight[:, k : 2 * k], first.weight[:, 2 * k :]
+        node_i, node_j = F.linear(h, w_i), F.linear(h, w_j)
+        return node_i[:, :, None] + node_j[:, None, :] + F.linear(pair, w_pair, first.bias)
+
     def forward(
         self, x: Tensor, h: Tensor, edge_mask: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]:
-        n = x.shape[1]
         diff = x[:, :, None, :] - x[:, None, :, :]
         d2 = (diff**2).sum(-1, keepdim=True)
-        hi = h[:, :, None, :].expand(-1, -1, n, -1)
-        hj = h[:, None, :, :].expand(-1, n, -1, -1)
-        m = self.edge(torch.cat([hi, hj, d2, edge_attr], -1))
+        m = self.edge[1:](self._edge_input(h, torch.cat([d2, edge_attr], -1)))
         m = m * self.gate(m) * edge_mask
         agg = m.sum(2) / self.norm
         h = h + self.node(torch.cat([h, agg], -1))
