@@ -1,14 +1,18 @@
 """Seeded noise for stochastic samplers: counter-based normals and a Brownian tree.
 
 Every random number is a pure function of `(seed, sample id, element, counter)`: a 32-bit
-integer hash of those keys (computed with int64 tensor arithmetic that never overflows) is
-turned into a standard normal by the inverse error function. Hence
+integer hash of those keys is turned into a standard normal by the inverse error function.
+Hence
 
 - a sample's noise depends only on the seed and its own id, not on the batch it is in;
 - a Brownian path `W(t)` is one fixed function of `t`, so a coarse and a fine time grid see
   the same path (`BrownianTree`);
 - nothing is drawn from a stateful generator inside a solve and nothing is read back to the
   host, so a sampling loop that uses this noise can be captured in one CUDA graph.
+
+Cost. The per-element work runs on int32 words (two's complement, wrapping multiplies: the
+same values as `hash32` modulo 2^32, tested) and float32 `erfinv`, a few times cheaper than
+int64 arithmetic and float64 `erfinv`: a normal is about fifteen elementwise passes.
 
 The seed of a solve is one int64 drawn from the `generator` given to `flowforge.sample`
 (`seed_from`), kept on the device.
@@ -20,6 +24,7 @@ The seed of a solve is one int64 drawn from the `generator` given to `flowforge.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -32,6 +37,11 @@ MASK32 = 0xFFFFFFFF
 SEED_HIGH = 2**62
 # Salts keep the key streams apart: tree nodes versus numbered draws (e.g. Langevin noise).
 TREE_SALT, DRAW_SALT = 0x5BD1E995, 0x27D4EB2F
+# A tree node's word: its heap number (2^level + index) times this odd constant, plus the
+# salt (mod 2^32); the element's key is mixed in by a full hash, so a linear word suffices.
+NODE_STEP = 0x61C88647
+# The two multipliers of `hash32`; both below 2^31, so `x * c` fits int64 for 32-bit x.
+MUL_A, MUL_B = 0x21F0AAAD, 0x735A2D97
 # Largest number of (level, sample, element) normals made in one tensor by a tree query.
 CHUNK_ELEMENTS = 2**24
 
@@ -40,13 +50,13 @@ def hash32(x: Tensor | int) -> Tensor | int:
     """A 32-bit integer hash with full avalanche: `[16 21f0aaad 15 735a2d97 15]` in the notation
     of C. Wellons' hash-prospector (xorshift-multiply rounds, a bijection of [0, 2^32)).
 
-    Works elementwise on int64 tensors holding values in [0, 2^32), and on Python ints. Both
-    multipliers are below 2^31, so `x * c < 2^63` never overflows int64.
+    Works elementwise on int64 tensors holding values in [0, 2^32), and on Python ints: the
+    reference for the int32 form `mix32_` that the samplers run.
     """
     x = x ^ (x >> 16)
-    x = (x * 0x21F0AAAD) & MASK32
+    x = (x * MUL_A) & MASK32
     x = x ^ (x >> 15)
-    x = (x * 0x735A2D97) & MASK32
+    x = (x * MUL_B) & MASK32
     return x ^ (x >> 15)
 
 
@@ -58,13 +68,78 @@ def hash_words(*words: Tensor | int) -> Tensor | int:
     return h
 
 
-def normal_from_hash(h: Tensor, dtype: torch.dtype) -> Tensor:
-    """A standard normal from a uniform 32-bit hash: `sqrt(2) erfinv(2u - 1)`, |z| < 6.3.
+def signed32(word: Tensor | int) -> Tensor | int:
+    """A 32-bit word (int64 tensor or int in [0, 2^32)) as the int32 of the same bits."""
+    if isinstance(word, int):
+        return word - 2**32 if word >= 2**31 else word
+    return torch.where(word >= 2**31, word - 2**32, word).to(torch.int32)
 
-    `2u - 1 = (2h + 1) / 2^32 - 1` is exact in float64, so the tails do not depend on dtype.
+
+def xorshift16(word: Tensor | int) -> Tensor | int:
+    """`hash32`'s first round, `w ^ (w >> 16)` on 32-bit words (int64 tensors or ints).
+
+    It is linear over XOR, so `hash32(a ^ b)` starts from `xorshift16(a) ^ xorshift16(b)`: keys
+    and counters are pre-shifted once and a draw skips that round on its big tensor.
     """
-    centred = h.to(torch.float64) * 2.0**-31 - (1.0 - 2.0**-32)
-    return (math.sqrt(2.0) * torch.erfinv(centred)).to(dtype)
+    return word ^ (word >> 16)
+
+
+def word32(value: int) -> Tensor:
+    """A 0-d int32 tensor holding the 32-bit word `value` (mod 2^32) on the CPU.
+
+    The int32 arithmetic below takes its constants as such tensors: a Python int would be
+    wrapped into an int64 tensor and converted on every op, which at small sizes costs as much
+    as the op (a CPU 0-d tensor also serves tensors on a GPU, as a scalar).
+    """
+    return torch.tensor(signed32(value & MASK32), dtype=torch.int32)
+
+
+_MUL_A, _MUL_B = word32(MUL_A), word32(MUL_B)
+_SHIFT15, _LOW17 = word32(15), word32(2**17 - 1)
+_SHIFT16, _LOW16 = word32(16), word32(2**16 - 1)
+_SHIFT7, _ONE = word32(7), word32(1)
+_NODE_STEP = word32(NODE_STEP)
+_UNIT = torch.tensor(2.0**-24)  # float32: 2^-24
+_SQRT2 = {
+    dtype: torch.tensor(math.sqrt(2.0), dtype=dtype) for dtype in (torch.float32, torch.float64)
+}
+
+
+def xorshift16_(h: Tensor) -> Tensor:
+    """`xorshift16` in place on int32 words (a logical shift: the arithmetic one, masked)."""
+    h ^= torch.bitwise_right_shift(h, _SHIFT16).bitwise_and_(_LOW16)
+    return h
+
+
+def mix32_(h: Tensor) -> Tensor:
+    """`hash32` after its first round (`xorshift16`), in place on int32 words; returns `h`.
+
+    int32 multiplies wrap modulo 2^32 (two's complement), so the bits equal `hash32`'s.
+    """
+    scratch = torch.empty_like(h)
+    for mul in (_MUL_A, _MUL_B):
+        h *= mul
+        torch.bitwise_right_shift(h, _SHIFT15, out=scratch)
+        h ^= scratch.bitwise_and_(_LOW17)
+    return h
+
+
+def erfinv_of_words_(h: Tensor) -> Tensor:
+    """`erfinv(c)` in float32 for hashed int32 words `h` (consumed), `c = (2m + 1) / 2^24 - 1`
+    with `m` the word's top 24 bits: 2^24 equally likely values, symmetric, exact in float32,
+    inside (-1, 1). Times sqrt(2) it is a standard normal with |z| < 5.43."""
+    h >>= _SHIFT7
+    h |= _ONE
+    return torch.mul(h, _UNIT).erfinv_()
+
+
+def normals_from_words_(h: Tensor, dtype: torch.dtype) -> Tensor:
+    """Standard normals in `dtype` from hashed int32 words `h` (consumed): `sqrt(2)` times the
+    float32 `erfinv`, multiplied in `dtype` (float32 or float64)."""
+    z = erfinv_of_words_(h)
+    if dtype == torch.float32:
+        return z.mul_(_SQRT2[dtype])
+    return z.to(dtype).mul_(_SQRT2.get(dtype, math.sqrt(2.0)))
 
 
 def seed_from(generator: torch.Generator | None, device: torch.device | str) -> Tensor:
@@ -126,21 +201,55 @@ class SeededNormals:
         seed = seed.expand(batch)
         per_sample = hash_words(seed & MASK32, seed >> 32, ids & MASK32, ids >> 32)
         element = torch.arange(numel, device=device)
-        # keys (B, E): the hash of (seed, id, element); counters are mixed into it per draw.
-        self.keys = hash_words(per_sample[:, None], element[None, :])
+        # keys (B, *event): the hash of (seed, id, element), pre-shifted (`xorshift16`); a draw
+        # XORs its counter's word into it and finishes the hash.
+        keys = xorshift16(hash_words(per_sample[:, None], element[None, :]))
+        self.keys = signed32(keys).reshape(shape)
         self.shape, self.dtype = tuple(shape), dtype
 
-    def keyed(self, key: Tensor | int) -> Tensor:
-        """Normals for a hashed counter: an int gives `(B, *event)`; a tensor `(*lead, B)` of
-        per-sample keys gives `(*lead, B, *event)`."""
+    def words(self, key: Tensor | int) -> Tensor:
+        """The hashed int32 words of a counter's word `key`: an int gives `(B, *event)`, and so
+        does a 0-d int32 tensor of a pre-shifted word (`counter_word`); an int32 tensor
+        `(*lead, B)` of pre-shifted per-sample words gives `(*lead, B, *event)`."""
         if isinstance(key, int):
-            return normal_from_hash(hash32(self.keys ^ key), self.dtype).reshape(self.shape)
-        h = hash32(self.keys ^ key[..., None])
-        return normal_from_hash(h, self.dtype).reshape(*key.shape, *self.shape[1:])
+            key = word32(xorshift16(key))
+        elif key.ndim:
+            key = key.reshape(key.shape + (1,) * (len(self.shape) - 1))
+        return mix32_(self.keys ^ key)
+
+    def keyed(self, key: Tensor | int) -> Tensor:
+        """The `(B, *event)` normals of a hashed counter word `key` (an int in [0, 2^32), or
+        `counter_word`'s tensor)."""
+        return normals_from_words_(self.words(key), self.dtype)
 
     def normals(self, *counter: int) -> Tensor:
         """The `(B, *event)` normals of the draw numbered `counter` (Python ints)."""
-        return self.keyed(hash_words(DRAW_SALT, *counter))
+        return self.keyed(counter_word(*counter))
+
+
+@functools.lru_cache(maxsize=4096)
+def counter_word(*counter: int) -> Tensor:
+    """The pre-shifted word of draw `counter` as a 0-d int32 tensor: `SeededNormals.keyed` of it
+    is `normals(*counter)`. Cached: a sampler's steps reuse the words of earlier solves (the
+    tensor is only read)."""
+    return word32(xorshift16(hash_words(DRAW_SALT, *counter)))
+
+
+def halves_sum_(rows: Tensor) -> Tensor:
+    """The sum over dim 0 of `rows (n, ...)` (overwritten), as a complete binary tree over
+    `2^m >= n` leaves, the missing ones 0: row i += row i + h for h = 2^(m-1), ..., 1.
+
+    Elementwise adds in a fixed order: the same bits for any batch, and for more rows that are
+    exactly 0 (a deeper tree at a coarser dyadic time); a sum over the rows `j::2^c` for each j,
+    then over those `2^c` sums, is the same sum (the first c passes stay inside the classes).
+    """
+    n = rows.shape[0]
+    half = 1 << max(n - 1, 0).bit_length() >> 1
+    while half:
+        if n > half:
+            rows[: n - half] += rows[half:n]
+        n, half = min(n, half), half >> 1
+    return rows[0]
 
 
 class BrownianTree:
@@ -158,11 +267,14 @@ class BrownianTree:
     `T / 2^depth`; depth 20 resolves ~1e-6 of the interval, far below any step size).
 
     A query is vectorised over the levels (no loop over the tree, no host sync) and costs
-    `depth` normals per element. Times outside `[t_lo, t_hi]` are clamped to it.
+    `depth` normals per element, about fifteen elementwise passes over `(depth, B, *event)`
+    int32/float32 words (module doc). The terms are summed elementwise in a fixed order
+    (`halves_sum_`), so the bits are the same for any batch size, depth or chunking, in float64
+    for a float64 tree and float32 otherwise. Times outside `[t_lo, t_hi]` are clamped to it.
 
     Shapes: `shape (B, *event)`; `t_lo`, `t_hi` floats or `(B,)` tensors; `seed` an int or
     int64 tensor `()`/`(B,)`; `ids (B,)` sample ids (default `0..B-1`). `tree(t)` with
-    `t (B,)` (or a float) returns `W(t) (B, *event)` in `dtype` (sums are done in float64).
+    `t (B,)` (or a float) returns `W(t) (B, *event)` in `dtype`.
 
     >>> tree = BrownianTree(seed=7, shape=(4, 3), depth=20)
     >>> w = tree(torch.tensor([0.1, 0.5, 0.5, 1.0]))           # (4, 3)
@@ -185,35 +297,50 @@ class BrownianTree:
         self.normals = SeededNormals(seed, shape, torch.float64, device, ids)
         like = self.normals.keys.new_empty(0, dtype=torch.float64)
         self.t_lo = as_time(t_lo, shape[0], like)
-        self.t_hi = as_time(t_hi, shape[0], like)
+        self.span = as_time(t_hi, shape[0], like) - self.t_lo
+        self._inv_span = 1.0 / self.span
         self.depth, self.dtype, self.shape = depth, dtype, tuple(shape)
-        self._levels = torch.arange(depth, device=like.device)
-        self._root = self.normals.keyed(hash_words(TREE_SALT, 0))  # W(t_hi) / sqrt(T)
+        # Terms and sums in float64 for a float64 path, else float32 (the normals' precision).
+        self._sum_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        scale = [2.0**k for k in range(depth)]
+        self._scale = like.new_tensor(scale)[:, None]  # (L, 1): 2^k
+        self._last = self._scale - 1.0
+        # (L, B): sqrt(2) (erfinv to normal) * sqrt(T) * 2^(-k/2) / 2, the tent's height.
+        height = like.new_tensor([math.sqrt(2.0) * 0.5 / math.sqrt(s) for s in scale])
+        self._height = height[:, None] * self.span.sqrt()
+        # Level k's node j has heap number 2^k + j and word (2^k + j) NODE_STEP + TREE_SALT.
+        words = [signed32((TREE_SALT + NODE_STEP * 2**k) & MASK32) for k in range(depth)]
+        self._level_words = torch.tensor(words, dtype=torch.int32, device=like.device)
+        # W(t_hi) = sqrt(T) Z_root, the root node (heap number 0).
+        root = expand_like(self.span.sqrt(), self.normals.keys) * self.normals.keyed(TREE_SALT)
+        self._root = root.to(self._sum_dtype)
 
     def __call__(self, t: float | Tensor) -> Tensor:
         """`W(t) (B, *event)` for `t (B,)` (or a float for every sample)."""
         t = as_time(t, self.shape[0], self.t_lo).to(torch.float64)
-        span = self.t_hi - self.t_lo
-        u = ((t - self.t_lo) / span).clamp(0.0, 1.0)
-        w = expand_like(u, self._root) * self._root
-        per_chunk = max(1, CHUNK_ELEMENTS // math.prod(self.shape))
-        for start in range(0, self.depth, per_chunk):
-            # Add level by level: the same order of sums for any batch size or chunking.
-            for term in self._level_terms(u, self._levels[start : start + per_chunk]):
-                w = w + term
-        return (expand_like(span.sqrt(), w) * w).to(self.dtype)
+        u = ((t - self.t_lo) * self._inv_span).clamp_(0.0, 1.0)
+        pos = self._scale * u  # (L, B)
+        index = torch.minimum(pos.floor(), self._last)
+        # tent = 1 - |2 (pos - index) - 1|, times the level's height
+        slope = torch.sub(pos, index).mul_(2.0).sub_(1.0).abs_()
+        weight = torch.addcmul(self._height, self._height, slope, value=-1.0).to(self._sum_dtype)
+        # Node words (wrapping int32 arithmetic is arithmetic mod 2^32), pre-shifted as keys are.
+        node = index.to(torch.int32).mul_(_NODE_STEP).add_(self._level_words[:, None])
+        xorshift16_(node)
+        # Levels in `chunks` interleaved parts (level k in part k mod chunks): `halves_sum_` of
+        # the parts' sums is the same sum, in the same order, as of all levels at once.
+        numel = math.prod(self.shape)
+        chunks = 1
+        while -(-self.depth // chunks) * numel > CHUNK_ELEMENTS and chunks < self.depth:
+            chunks *= 2
+        sums = []
+        for part in range(chunks):
+            z = erfinv_of_words_(self.normals.words(node[part::chunks])).to(self._sum_dtype)
+            sums.append(halves_sum_(z.mul_(expand_like(weight[part::chunks], z))))
+        w = sums[0] if chunks == 1 else halves_sum_(torch.stack(sums))
+        root = expand_like(u.to(self._sum_dtype), self._root)
+        return torch.addcmul(w, root, self._root).to(self.dtype)
 
     def increment(self, t_a: float | Tensor, t_b: float | Tensor) -> Tensor:
         """`W(t_b) - W(t_a)`, `(B, *event)`: variance `|t_b - t_a|` per element."""
         return self(t_b) - self(t_a)
-
-    def _level_terms(self, u: Tensor, levels: Tensor) -> Tensor:
-        """Each level's tent times its node's normal, `(L, B, *event)` for `levels (L,)`."""
-        scale = torch.exp2(levels[:, None].to(u.dtype))  # (L, 1): 2^k
-        pos = scale * u[None, :]  # (L, B)
-        index = torch.minimum(pos.floor(), scale - 1.0)
-        tent = 1.0 - (2.0 * (pos - index) - 1.0).abs()
-        heap = scale.to(torch.int64) + index.to(torch.int64)  # node 2^k + j: unique per level
-        z = self.normals.keyed(hash_words(TREE_SALT, heap))  # (L, B, *event)
-        weight = tent * (0.5 / scale.sqrt())
-        return expand_like(weight, z) * z

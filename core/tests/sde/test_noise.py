@@ -7,8 +7,18 @@ import math
 import pytest
 import torch
 
+from flowforge import noise
 from flowforge.errors import InvalidArgumentError
-from flowforge.noise import BrownianTree, SeededNormals, hash32, seed_from
+from flowforge.noise import (
+    BrownianTree,
+    SeededNormals,
+    erfinv_of_words_,
+    hash32,
+    mix32_,
+    seed_from,
+    signed32,
+    xorshift16,
+)
 
 F64 = torch.float64
 
@@ -19,6 +29,26 @@ def test_hash_is_a_bijection_onto_32_bit_words_and_agrees_with_ints():
     assert h.unique().numel() == x.numel()
     assert int(h.min()) >= 0 and int(h.max()) < 2**32
     assert [hash32(int(v)) for v in x[:50]] == h[:50].tolist()
+
+
+def test_int32_mix_has_the_bits_of_the_reference_hash():
+    """The samplers hash int32 words with wrapping multiplies; modulo 2^32 they are `hash32`."""
+    words = torch.randint(0, 2**32, (4096,), generator=torch.Generator().manual_seed(0))
+    words = torch.cat((words, torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1])))
+    mixed = mix32_(signed32(xorshift16(words)))
+    assert mixed.dtype == torch.int32
+    assert torch.equal(mixed.long() & 0xFFFFFFFF, hash32(words))
+    assert mix32_(signed32(xorshift16(words)) ^ signed32(xorshift16(77))).long().tolist()[:5] == [
+        signed32(hash32(int(w) ^ 77)) for w in words[:5]
+    ]
+
+
+def test_words_map_to_symmetric_exact_uniforms_inside_the_unit_interval():
+    """Every word gives a finite normal; opposite words (w, ~w) give opposite normals."""
+    extremes = torch.tensor([-(2**31), -(2**31) + 127, -1, 0, 127, 2**31 - 1], dtype=torch.int32)
+    z = erfinv_of_words_(extremes.clone())
+    assert bool(torch.isfinite(z).all()) and float(z.abs().max()) < 3.84  # sqrt(2) * 3.84 = 5.43
+    assert torch.equal(z, -erfinv_of_words_(~extremes))
 
 
 def test_normals_are_standard_and_independent_across_counters_and_elements():
@@ -106,3 +136,12 @@ def test_seed_from_generator_is_reproducible_and_stays_a_tensor():
 def test_invalid_arguments_raise_with_the_fix(kwargs):
     with pytest.raises(InvalidArgumentError):
         BrownianTree(**kwargs)
+
+
+def test_tree_sums_its_levels_in_the_same_order_in_chunks(monkeypatch):
+    """A large state makes the levels in interleaved parts; the sum keeps its order and bits."""
+    tree = BrownianTree(seed=4, shape=(5, 3), depth=20, dtype=F64)
+    t = torch.rand(5, dtype=F64, generator=torch.Generator().manual_seed(1))
+    whole = tree(t)
+    monkeypatch.setattr(noise, "CHUNK_ELEMENTS", 3 * 15)  # 3 levels of 15 elements: 8 parts
+    assert torch.equal(tree(t), whole)

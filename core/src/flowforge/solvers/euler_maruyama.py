@@ -12,8 +12,8 @@ from flowforge.field import Dynamics
 from flowforge.solvers.base import StepInfo
 from flowforge.solvers.euler import Euler
 from flowforge.solvers.reverse_sde import (
-    BrownianState,
     Diffusion,
+    NoiseState,
     SDEState,
     StochasticSolver,
     diffusion_rate,
@@ -26,7 +26,8 @@ class EulerMaruyama(StochasticSolver):
     """`x_b = x_a + dt [v + sgn(dt) g^2 / 2 score] + g dW`, g from `reverse_sde`'s family.
 
     With `g(t)^2 = 2 eta sigma^2 w dl/dt` (see `flowforge.solvers.reverse_sde`), evaluated at the
-    step's start `t_a`; `dW = W(t_b) - W(t_a)` from the seeded Brownian tree. For t_b < t_a the
+    step's start `t_a`; `dW = W(t_b) - W(t_a)` from the seeded Brownian tree
+    (or, with `noise="iid"`, `sqrt(|dt|)` times a fresh seeded normal). For t_b < t_a the
     sign flips the score term, giving the forward (noising) SDE with the same marginals.
     nfe = steps; the end point is never evaluated; eta = 0 is `euler` exactly (same numbers).
 
@@ -48,7 +49,7 @@ class EulerMaruyama(StochasticSolver):
     order = 1
     name = "euler_maruyama"
 
-    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
         """At eta = 0, `euler`'s state (its velocity coefficients), so the numbers are euler's."""
         return SDEState(Euler().init(f, x, grid) if self.eta == 0 else None, None, noise)
 
@@ -60,7 +61,8 @@ class EulerMaruyama(StochasticSolver):
         pred = f(x, t0)
         dt = expand_like(t1 - t0, x)
         g2_half = self.eta * f.path.sigma(t0) ** 2 * diffusion_rate(f.path, t0, self.diffusion)
-        dw, noise = state.noise.advance(t1)
+        xi, noise = state.noise.draw(info.index, t1)
         drift = pred.velocity + dt.sign() * expand_like(g2_half, x) * pred.score
-        x_next = x + dt * drift + expand_like((2.0 * g2_half).sqrt(), x) * dw
+        std = expand_like((2.0 * g2_half * (t1 - t0).abs()).sqrt(), x)  # of g dW
+        x_next = x + dt * drift + std * xi
         return x_next, SDEState(None, None, noise)

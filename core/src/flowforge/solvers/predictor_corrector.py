@@ -12,7 +12,7 @@ from torch import Tensor
 from flowforge.field import Dynamics
 from flowforge.solvers.base import StepInfo
 from flowforge.solvers.euler_maruyama import EulerMaruyama
-from flowforge.solvers.reverse_sde import BrownianState, ReverseSDE, SDEState, StochasticSolver
+from flowforge.solvers.reverse_sde import NoiseState, ReverseSDE, SDEState, StochasticSolver
 from flowforge.tensors import expand_like
 
 # Smallest score norm a Langevin step size is divided by (a zero score gives a finite step).
@@ -101,9 +101,12 @@ class PredictorCorrector(StochasticSolver):
     def predictor_solver(self) -> ReverseSDE | EulerMaruyama:
         """The predictor, with this solver's eta, diffusion and tree depth."""
         kind = ReverseSDE if self.predictor == "reverse_sde" else EulerMaruyama
-        return kind(eta=self.eta, diffusion=self.diffusion, brownian_depth=self.brownian_depth)
+        return kind(
+            eta=self.eta, diffusion=self.diffusion, brownian_depth=self.brownian_depth,
+            noise=self.noise,
+        )  # fmt: skip
 
-    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
         return self.predictor_solver().start(f, x, grid, noise)
 
     def step(

@@ -52,7 +52,7 @@ from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
-from flowforge.noise import BrownianTree, seed_from
+from flowforge.noise import BrownianTree, SeededNormals, seed_from
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import SDE, Solver, StepInfo, steps_from_nfe
 from flowforge.solvers.ddim import DDIM
@@ -64,9 +64,10 @@ from flowforge.solvers.exponential import (
     host_schedule,
     on_device,
 )
-from flowforge.tensors import expand_like
+from flowforge.solvers.host_program import on_host
 
 Diffusion = Literal["ddpm", "damped"]
+NoiseKind = Literal["brownian_tree", "iid"]
 # Smallest |t_b - t_a| a Brownian increment is normalised by (a zero-length step has dW = 0).
 MIN_DT = 1e-30
 # A one-step solve from pure noise to the data carries no noise (it enters scaled by sigma = 0
@@ -95,59 +96,98 @@ def noise_exponent(lam_a: Tensor, lam_b: Tensor, diffusion: Diffusion) -> Tensor
     return 0.5 * (soft(2.0 * lam_b) - soft(2.0 * lam_a)).abs()
 
 
+def step_factors(values: Tensor, x: Tensor) -> list[float] | Tensor:
+    """Per-step numbers `values (S, B or 1)` of a solve of `x (B, ...)`: Python floats on the
+    CPU when every sample shares the grid (a step then scales with `add_(alpha=...)`), else a
+    `(S, B, 1, ...)` tensor in x's dtype on x's device."""
+    shared = values[:, :1]
+    if on_host(shared, x) and bool((values == shared).all()):
+        return shared[:, 0].tolist()
+    return on_device(values, x)
+
+
 @dataclass(frozen=True)
 class BrownianState:
-    """The seeded Brownian path of a solve and its value `w (B, ...)` at the current time."""
+    """Noise from the seeded Brownian path of a solve: its value `w (B, ...)` at the current
+    grid time, and per step `1 / sqrt(|t_{n+1} - t_n|)` (`step_factors`)."""
 
     tree: BrownianTree
     w: Tensor
+    unit: list[float] | Tensor
 
-    def advance(self, t: Tensor) -> tuple[Tensor, BrownianState]:
-        """`W(t) - W(now)` and the state at `t (B,)`."""
+    def draw(self, index: int, t: Tensor) -> tuple[Tensor, BrownianState]:
+        """Step `index`'s increment `W(t) - W(now)` scaled to unit variance, and the state at
+        `t (B,)`: one tree query per step."""
         w = self.tree(t)
-        return w - self.w, BrownianState(self.tree, w)
+        dw = (w - self.w).mul_(self.unit[index])
+        return dw, BrownianState(self.tree, w, self.unit)
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` independent of the path, numbered by `counter` (Python ints)."""
         return self.tree.normals.normals(*counter).to(self.w.dtype)
 
 
-def brownian_state(
-    x: Tensor, grid: Tensor, generator: torch.Generator | None, depth: int
-) -> BrownianState:
-    """A `BrownianState` at `grid[0]` for a solve of `x (B, ...)` on `grid (S+1, B)`.
+@dataclass(frozen=True)
+class IIDState:
+    """Noise drawn afresh for every step: counter-based normals numbered by the step index
+    (`SeededNormals`), reproducible and batch-independent, but another path for another step
+    count (unlike the Brownian tree)."""
 
-    The seed is one int64 drawn from `generator`; the tree spans `[min(0, t), max(1, t)]` of each
-    sample's grid, i.e. [0, 1] for every span inside the paths' time range, so one seed gives
-    one Brownian path whatever the grid, the step count or the span.
+    source: SeededNormals
+
+    def draw(self, index: int, t: Tensor) -> tuple[Tensor, IIDState]:
+        """Step `index`'s unit-variance noise `(B, ...)`."""
+        return self.source.normals(index), self
+
+    def normals(self, *counter: int) -> Tensor:
+        """Unit normals `(B, ...)` numbered by `counter` (Python ints, two or more: a
+        one-number counter is a step's noise)."""
+        return self.source.normals(*counter)
+
+
+NoiseState = BrownianState | IIDState
+
+
+def noise_state(
+    kind: NoiseKind, x: Tensor, grid: Tensor, generator: torch.Generator | None, depth: int
+) -> NoiseState:
+    """The noise of a solve of `x (B, ...)` on `grid (S+1, B)`, from one int64 seed drawn from
+    `generator`.
+
+    "brownian_tree": the tree spans `[min(0, t), max(1, t)]` of each sample's grid, i.e. [0, 1]
+    for every span inside the paths' time range, so one seed gives one Brownian path whatever
+    the grid, the step count or the span. "iid": `SeededNormals` numbered by step.
     """
-    lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
     seed = seed_from(generator, x.device)
+    if kind == "iid":
+        return IIDState(SeededNormals(seed, tuple(x.shape), x.dtype, x.device))
+    lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
     tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
-    return BrownianState(tree, tree(grid[0]))
-
-
-def standard_noise(dw: Tensor, t_a: Tensor, t_b: Tensor) -> Tensor:
-    """The increment `dw (B, ...)` over `[t_a, t_b]` scaled to unit variance."""
-    return dw / expand_like((t_b - t_a).abs().clamp_min(MIN_DT).sqrt(), dw)
+    dt = (grid[1:] - grid[:-1]).abs().clamp_min(MIN_DT)
+    return BrownianState(tree, tree(grid[0]), step_factors(dt.rsqrt(), x))
 
 
 @dataclass(frozen=True)
 class SDEState:
-    """A stochastic solver's state: the exponential engine's state (weights and window), the
-    noise std of each step `scale (S, B, 1, ...)`, and the Brownian path (None when unused)."""
+    """A stochastic solver's state: the exponential engine and its state, the noise std of each
+    step `scale` (`step_factors`), and the noise (None when unused)."""
 
     engine: Any
-    scale: Tensor | None
-    noise: BrownianState | None
+    scale: list[float] | Tensor | None
+    noise: NoiseState | None
 
 
 @dataclass(frozen=True)
 class StochasticSolver(Solver, SDE):
-    """Abstract: a sampler of the reverse SDE family above, driven by a seeded Brownian tree.
+    """Abstract: a sampler of the reverse SDE family above, driven by seeded noise.
 
-    `init` draws one seed from the generator and builds the Brownian path (none when the solver
-    draws no noise, e.g. eta = 0), then calls `start` for the subclass's own state.
+    `init` draws one seed from the generator and builds the noise (none when the solver draws
+    no noise, e.g. eta = 0), then calls `start` for the subclass's own state. `noise`:
+    "brownian_tree" (default) drives every step by the increment of one Brownian path per
+    sample, so solves with different step counts (or grids) share the path and converge to one
+    pathwise solution; "iid" draws each step's noise afresh (`SeededNormals` numbered by step:
+    reproducible, the same in any batch, not shared between step counts), without the tree's
+    `brownian_depth` normals per element per step.
     """
 
     eta: Annotated[
@@ -159,6 +199,14 @@ class StochasticSolver(Solver, SDE):
     brownian_depth: Annotated[
         int, Field(ge=4, le=30, description="levels of the Brownian tree (resolution 2^-depth)")
     ] = 20
+    noise: Annotated[
+        NoiseKind,
+        Field(
+            description="'brownian_tree': one Brownian path per sample, shared by every grid and "
+            "step count; 'iid': fresh seeded normals per step (cheaper, reproducible, "
+            "batch-independent, but another path for another step count)"
+        ),
+    ] = "brownian_tree"
 
     @property
     def draws_noise(self) -> bool:
@@ -187,10 +235,10 @@ class StochasticSolver(Solver, SDE):
     ) -> SDEState:
         noise = None
         if self.draws_noise:
-            noise = brownian_state(x, grid, generator, self.brownian_depth)
+            noise = noise_state(self.noise, x, grid, generator, self.brownian_depth)
         return self.start(f, x, grid, noise)
 
-    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
         """The solver's state at `grid[0]` around the Brownian path `noise`."""
         return SDEState(None, None, noise)
 
@@ -246,24 +294,29 @@ class ExponentialSDE(StochasticSolver):
         extrapolate_to_data(w, self.width)
         return w
 
-    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: BrownianState | None) -> SDEState:
-        engine = _Engine(self).init(f, x, grid)
+    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
+        engine = _Engine(self)
+        state = (engine, engine.init(f, x, grid))
         if self.eta == 0:
-            return SDEState(engine, None, noise)
+            return SDEState(state, None, noise)
         schedule = host_schedule(f, grid)
         scale = schedule.sigma[1:] * torch.sqrt(-torch.expm1(-2.0 * self.kappa(schedule)))
-        scale = on_device(scale, x)
-        return SDEState(engine, scale, noise)
+        return SDEState(state, step_factors(scale, x), noise)
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
     ) -> tuple[Tensor, SDEState]:
-        x_next, engine = _Engine(self).step(f, x, t0, t1, state.engine, info)
+        engine, inner = state.engine
+        x_next, inner = engine.step(f, x, t0, t1, inner, info)
         noise = state.noise
         if self.eta > 0:
-            dw, noise = noise.advance(t1)
-            x_next = x_next + state.scale[info.index] * standard_noise(dw, t0, t1)
-        return x_next, SDEState(engine, state.scale, noise)
+            xi, noise = noise.draw(info.index, t1)
+            scale = state.scale[info.index]
+            if isinstance(scale, float):
+                x_next = x_next.add_(xi, alpha=scale)
+            else:
+                x_next = x_next.addcmul_(scale, xi)
+        return x_next, SDEState((engine, inner), state.scale, noise)
 
 
 @dataclass(frozen=True)

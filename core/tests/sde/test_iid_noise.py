@@ -1,0 +1,90 @@
+"""The i.i.d. noise mode (`noise="iid"`): each step's noise is a fresh seeded standard normal,
+reproducible and the same in any batch; eta = 0 is still the ODE."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import flowforge
+from flowforge import registry
+from flowforge.errors import SpecError
+from flowforge.noise import SeededNormals, seed_from
+from flowforge.solvers.ddim import DDIM
+from flowforge.solvers.reverse_sde import ReverseSDE, noise_state
+
+F64 = torch.float64
+
+
+def test_steps_draw_unit_normals_independent_of_each_other_and_of_langevin_draws():
+    n = 100_000
+    x = torch.zeros(n, 2, dtype=F64)
+    grid = torch.linspace(0, 1, 5, dtype=F64)[:, None].expand(5, n)
+    state = noise_state("iid", x, grid, torch.Generator().manual_seed(0), depth=20)
+    steps = [state.draw(k, grid[k + 1])[0] for k in range(3)]
+    se = 1 / math.sqrt(2 * n)
+    for z in steps:
+        assert abs(float(z.mean())) < 4 * se and abs(float(z.var()) - 1) < 4 * math.sqrt(2) * se
+    pairs = [(steps[0], steps[1]), (steps[1], steps[2]), (steps[1], state.normals(1, 0))]
+    for a, b in pairs:
+        assert abs(float((a * b).mean())) < 4 / math.sqrt(2 * n)
+    assert torch.equal(state.draw(1, grid[2])[0], steps[1]), "a step's noise is a pure function"
+
+
+def test_reverse_sde_with_iid_noise_is_ddpm_with_one_normal_per_step(mixture):
+    """On vp_linear with eta = 1, step n adds the DDPM posterior's std times normal number n."""
+    path = registry.create("path", "vp_linear")
+    x = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    grid = torch.linspace(0.0, 0.999, 6, dtype=F64)
+    out = flowforge.sample(
+        mixture.field(path), x, path=path, prediction="velocity",
+        solver=ReverseSDE(eta=1.0, noise="iid"), nfe=5, time_grid=grid,
+        generator=torch.Generator().manual_seed(3),
+    )  # fmt: skip
+    normals = SeededNormals(seed_from(torch.Generator().manual_seed(3), "cpu"), (6, 2), F64)
+    for n in range(5):
+        t, t_prev = grid[n].expand(6), grid[n + 1].expand(6)
+        abar, abar_prev = path.alpha(t)[:, None] ** 2, path.alpha(t_prev)[:, None] ** 2
+        beta = 1 - abar / abar_prev
+        x0 = mixture.predict(x, t, path, "data")
+        mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * x) / (1 - abar)
+        x = mean + ((1 - abar_prev) / (1 - abar) * beta).sqrt() * normals.normals(n)
+    torch.testing.assert_close(out, x, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["reverse_sde", "dpm_solver_pp_sde", "euler_maruyama"])
+def test_an_iid_sample_is_reproducible_and_the_same_in_any_batch(name, mixture):
+    path = registry.create("path", "cond_ot")
+    solver = registry.create("solver", name, noise="iid")
+    x = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+
+    def solve(rows: slice) -> torch.Tensor:
+        return flowforge.sample(
+            mixture.field(path), x[rows], path=path, prediction="velocity", solver=solver,
+            nfe=12, generator=torch.Generator().manual_seed(5),
+        )  # fmt: skip
+
+    full = solve(slice(None))
+    assert torch.equal(full[:2], solve(slice(0, 2))) and torch.equal(full, solve(slice(None)))
+    tree = registry.create("solver", name)
+    other = flowforge.sample(
+        mixture.field(path), x, path=path, prediction="velocity", solver=tree, nfe=12,
+        generator=torch.Generator().manual_seed(5),
+    )  # fmt: skip
+    assert (other - full).abs().max() > 1e-3, "iid noise is not the tree's increments"
+
+
+def test_iid_at_eta_zero_is_the_ode():
+    path = registry.create("path", "vp_cosine")
+    x = torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    field = lambda x_t, t: -x_t
+    kw = dict(path=path, prediction="velocity", nfe=10, time_grid="uniform")
+    sde = flowforge.sample(field, x, solver=ReverseSDE(eta=0.0, noise="iid"), **kw)
+    assert torch.equal(sde, flowforge.sample(field, x, solver=DDIM(), **kw))
+
+
+def test_an_unknown_noise_kind_names_the_field_and_the_choices():
+    with pytest.raises(SpecError, match=r"noise.*'brownian_tree' or 'iid'"):
+        registry.create("solver", "reverse_sde", noise="gaussian")
