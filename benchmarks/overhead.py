@@ -6,7 +6,12 @@ scheduler construction and set_timesteps for the anchors) is timed at two NFE bu
 and 60), the minimum of `--repeats` runs each; the slope between them is the cost per NFE, the
 trivial field's own call cost is subtracted, and microseconds per step = per NFE x NFE per step.
 
-    .venv/bin/python benchmarks/overhead.py              # prints the table, writes overhead.json
+Stochastic samplers are measured with each noise source (`noise="brownian_tree"`, the default,
+and `noise="iid"`), next to k-diffusion's SDE samplers with its torchsde Brownian tree
+(`BrownianTreeNoiseSampler`) and with its default `randn_like` noise, on the same trivial field;
+a second table gives the ratios.
+
+    .venv/bin/python benchmarks/overhead.py              # prints the tables, writes overhead.json
     .venv/bin/python benchmarks/overhead.py --clock cpu  # on a shared machine: thread CPU time
 """
 
@@ -59,8 +64,8 @@ def best_time(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
     return best, nfe
 
 
-def flowforge_runner(name: str, path: str, prediction: str, x, field: Trivial):
-    solver = registry.create("solver", name)
+def flowforge_runner(name: str, path: str, prediction: str, x, field: Trivial, **params):
+    solver = registry.create("solver", name, **params)
 
     def at(budget: int) -> Callable[[], int]:
         nfe = best_nfe(solver, budget)
@@ -100,7 +105,9 @@ def diffusers_runner(cls_name: str, x, field: Trivial, **kwargs):
     return at, 1.0
 
 
-def k_runner(fn: str, x, field: Trivial, per_step: int, **kwargs):
+def k_runner(fn: str, x, field: Trivial, per_step: int, noise: str | None = None, **kwargs):
+    """k-diffusion's sampler `fn`; `noise` "tree" (`BrownianTreeNoiseSampler`, torchsde) or
+    "randn" (`default_noise_sampler`) for its SDE samplers, built per solve as they do."""
     k = light_k_diffusion()
 
     def at(budget: int) -> Callable[[], int]:
@@ -109,7 +116,12 @@ def k_runner(fn: str, x, field: Trivial, per_step: int, **kwargs):
         def run() -> int:
             field.calls = 0
             sigmas = k.get_sigmas_karras(steps, VP_SIGMA_MIN, VP_SIGMA_MAX).to(x)
-            getattr(k, fn)(field, x, sigmas, disable=True, **kwargs)
+            extra = dict(kwargs)
+            if noise == "tree":
+                extra["noise_sampler"] = k.BrownianTreeNoiseSampler(x, VP_SIGMA_MIN, VP_SIGMA_MAX)
+            elif noise == "randn":
+                extra["noise_sampler"] = k.default_noise_sampler(x)
+            getattr(k, fn)(field, x, sigmas, disable=True, **extra)
             return field.calls
 
         return run
@@ -147,6 +159,14 @@ def anchors(x, field):
         "k.euler": ("k-diffusion", k_runner("sample_euler", x, field, 1)),
         "k.heun": ("k-diffusion", k_runner("sample_heun", x, field, 2)),
         "k.dpmpp_2m": ("k-diffusion", k_runner("sample_dpmpp_2m", x, field, 1)),
+        "k.dpmpp_2m_sde[tree]": ("k-diffusion", k_runner(
+            "sample_dpmpp_2m_sde", x, field, 1, noise="tree")),
+        "k.dpmpp_2m_sde[randn]": ("k-diffusion", k_runner(
+            "sample_dpmpp_2m_sde", x, field, 1, noise="randn")),
+        "k.euler_ancestral[tree]": ("k-diffusion", k_runner(
+            "sample_euler_ancestral", x, field, 1, noise="tree")),
+        "k.euler_ancestral[randn]": ("k-diffusion", k_runner(
+            "sample_euler_ancestral", x, field, 1, noise="randn")),
         "fm.euler": ("flow_matching", fm_runner("euler", x, field, 1)),
         "fm.midpoint": ("flow_matching", fm_runner("midpoint", x, field, 2)),
         "fm.rk4": ("flow_matching", fm_runner("rk4", x, field, 4)),
@@ -158,6 +178,29 @@ def measure(at, per_step: float, field: Trivial, call_cost: float, repeats: int)
     per_nfe = (t_hi - t_lo) / (n_hi - n_lo) - call_cost
     return {"us_per_nfe": per_nfe * 1e6, "us_per_step": per_nfe * per_step * 1e6,
             "nfe_per_step": per_step, "nfe": [n_lo, n_hi]}  # fmt: skip
+
+
+# Row suffix: (solver parameters, label); stochastic samplers run with each noise source.
+NOISES = {"": ({}, "sde, tree"), "[iid]": ({"noise": "iid"}, "sde, iid")}
+ODE = {"": ({}, "ode")}
+# The SDE ratios table: (k-diffusion anchor, flowforge sampler of the same kind and noise).
+SDE_PAIRS = [
+    ("k.dpmpp_2m_sde[tree]", "ff.dpm_solver_pp_sde"),
+    ("k.dpmpp_2m_sde[randn]", "ff.dpm_solver_pp_sde[iid]"),
+    ("k.euler_ancestral[tree]", "ff.reverse_sde"),
+    ("k.euler_ancestral[randn]", "ff.reverse_sde[iid]"),
+]
+
+
+def sde_ratios(result: dict) -> list[list[str]]:
+    """Rows of the SDE table: k-diffusion's and flowforge's µs per step (vp_cosine, data, the
+    closest to k-diffusion's VE denoiser) and their ratio, for the pairs both runs measured."""
+    rows = []
+    for anchor, ours in SDE_PAIRS:
+        if anchor in result and ours in result:
+            a, b = result[anchor]["us_per_step"], result[ours]["vp_cosine/data"]["us_per_step"]
+            rows.append([anchor, ours, f"{a:.1f}", f"{b:.1f}", f"{a / b:.1f}"])
+    return rows
 
 
 def main() -> None:
@@ -185,24 +228,24 @@ def main() -> None:
         solver = registry.create("solver", name)
         if isinstance(solver, Adaptive | Discrete):  # own loop; discrete states
             continue
-        kinds = [("cond_ot", "velocity"), ("vp_cosine", "data")]
-        cells = {}
-        for path, pred in kinds:
-            at, per_step = flowforge_runner(name, path, pred, x, field)
-            cells[f"{path}/{pred}"] = measure(at, per_step, field, call_cost, args.repeats)
-        result[f"ff.{name}"] = cells
-        kind = "sde" if isinstance(solver, SDE) else "ode"
-        v, d = cells["cond_ot/velocity"], cells["vp_cosine/data"]
-        rows.append(
-            [
-                f"ff.{name}",
-                f"flowforge ({kind})",
-                f"{v['us_per_nfe']:.1f}",
-                f"{v['us_per_step']:.1f}",
-                f"{d['us_per_step']:.1f}",
-                f"{v['nfe_per_step']:g}",
-            ]
-        )
+        for suffix, (params, kind) in (NOISES if isinstance(solver, SDE) else ODE).items():
+            kinds = [("cond_ot", "velocity"), ("vp_cosine", "data")]
+            cells = {}
+            for path, pred in kinds:
+                at, per_step = flowforge_runner(name, path, pred, x, field, **params)
+                cells[f"{path}/{pred}"] = measure(at, per_step, field, call_cost, args.repeats)
+            result[f"ff.{name}{suffix}"] = cells
+            v, d = cells["cond_ot/velocity"], cells["vp_cosine/data"]
+            rows.append(
+                [
+                    f"ff.{name}{suffix}",
+                    f"flowforge ({kind})",
+                    f"{v['us_per_nfe']:.1f}",
+                    f"{v['us_per_step']:.1f}",
+                    f"{d['us_per_step']:.1f}",
+                    f"{v['nfe_per_step']:g}",
+                ]
+            )
     if not args.no_anchors:
         for name, (library, (at, per_step)) in anchors(x, field).items():
             cell = measure(at, per_step, field, call_cost, args.repeats)
@@ -217,6 +260,11 @@ def main() -> None:
         f"({call_cost * 1e6:.2f} µs) subtracted"
     )
     print(markdown(header, rows))
+    ratios = sde_ratios(result)
+    if ratios:
+        print("\nSDE samplers, µs per step (flowforge on vp_cosine/data):")
+        print(markdown(["k-diffusion", "flowforge", "k µs / step", "ff µs / step", "k / ff"],
+                       ratios))  # fmt: skip
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
             "call_cost_us": call_cost * 1e6, "clock": args.clock,
