@@ -22,13 +22,15 @@ from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge.training.weighting import loss_weight
 from flowforge_molecules.encoding import OneHotEncoding
+from flowforge_molecules.size_batches import SizeBatches, cut_width
 
 
 class MoleculeObjective(Objective):
     """Regress `prediction` on `path` from encoded molecules `data (M, N, F)` with `mask (M, N)`.
 
     `properties (M, P)`: standardised conditioning values (None: unconditional); each sample's
-    condition is dropped (NaN, the null condition) with probability `cond_drop`.
+    condition is dropped (NaN, the null condition) with probability `cond_drop`. `size_batches`:
+    each batch of one atom count, cut to that width (`flowforge_molecules.size_batches`).
 
     >>> objective = MoleculeObjective(CondOT(), "velocity", enc, x, mask, properties=y)
     >>> trainer = Trainer(model, objective, spec.train, generator=gen)
@@ -48,6 +50,7 @@ class MoleculeObjective(Objective):
         time_sampler: TimeSampler | None = None,
         coupling: Coupling | None = None,
         self_condition: bool = False,
+        size_batches: bool = False,
     ):
         self.path = path
         self.prediction = check_prediction(prediction)
@@ -60,6 +63,7 @@ class MoleculeObjective(Objective):
         self.time_sampler = time_sampler or Uniform()
         self.coupling = coupling
         self.self_condition = self_condition
+        self.sizes = SizeBatches(mask) if size_batches else None
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Indices, times, noise, the coupling, condition drops and the self-conditioning mask,
@@ -69,8 +73,13 @@ class MoleculeObjective(Objective):
         the whole batch)."""
         device = self.data.device
         rows = slice(None) if part is None else part
-        idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
-        x_1, mask = self.data[idx], self.mask[idx]
+        if self.sizes is None:
+            idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
+            x_1, mask = self.data[idx], self.mask[idx]
+        else:
+            idx = self.sizes.draw(n, generator)
+            cut = cut_width({"x": self.data[idx], "mask": self.mask[idx]})
+            x_1, mask = cut["x"], cut["mask"]
         t = self.time_sampler.sample(n, self.path, generator=generator, like=x_1)[rows]
         x_0 = self.encoding.noise(mask, generator, x_1.dtype)[rows]
         x_1, mask = x_1[rows], mask[rows]

@@ -31,6 +31,7 @@ from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge_molecules.objective import masked_error
 from flowforge_molecules.product import DISCRETE_KEYS, ProductEncoding, State
+from flowforge_molecules.size_batches import SizeBatches, cut_width
 
 DiscreteLoss = Literal["elbo", "cross_entropy"]
 
@@ -41,7 +42,9 @@ class ProductObjective(Objective):
     `weights`: `{"pos", "atom_type", "charge"}` loss weights. `properties (M, P)`: standardised
     conditions (None: unconditional), each dropped to NaN (the null condition) with probability
     `cond_drop`. `t_span`: training times (default: the path's, ending 1e-4 short of the data,
-    where the ELBO weight 1/(1-t) diverges while nothing is masked).
+    where the ELBO weight 1/(1-t) diverges while nothing is masked). `size_batches`: each batch
+    of one atom count, cut to that width (`flowforge_molecules.size_batches`; about 0.4 of the
+    pair work on QM9).
 
     >>> objective = ProductObjective(enc, "velocity", enc.encode(train_state))
     >>> Trainer(ProductField(trunk, *enc.num_states), objective, spec.train, generator=g).fit()
@@ -61,6 +64,7 @@ class ProductObjective(Objective):
         time_sampler: TimeSampler | None = None,
         coupling: Coupling | None = None,
         t_span: tuple[float, float] | None = None,
+        size_batches: bool = False,
     ):
         self.encoding = encoding
         self.path = encoding.path
@@ -76,14 +80,19 @@ class ProductObjective(Objective):
         self.coupling = coupling
         lo, hi = self.path.t_span if t_span is None else t_span
         self.t_span = (lo, min(hi, 1.0 - 1e-4))
+        self.sizes = SizeBatches(data["mask"]) if size_batches else None
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Indices, times, noise, discrete corruption and condition drops for all `n` samples,
         in that order, then the rows of `part`; the coupling pairs those rows among themselves."""
         rows = slice(None) if part is None else part
-        mask_all = self.data["mask"]
-        idx = torch.randint(0, mask_all.shape[0], (n,), generator=generator, device=mask_all.device)
-        x_1 = {k: v[idx] for k, v in self.data.items()}
+        if self.sizes is None:
+            mask_all = self.data["mask"]
+            idx = torch.randint(0, len(mask_all), (n,), generator=generator, device=mask_all.device)
+            x_1 = {k: v[idx] for k, v in self.data.items()}
+        else:
+            idx = self.sizes.draw(n, generator)
+            x_1 = cut_width({k: v[idx] for k, v in self.data.items()})
         t = self.time_sampler.sample(
             n, self.pos_path, generator=generator, like=x_1["pos"], t_span=self.t_span
         )

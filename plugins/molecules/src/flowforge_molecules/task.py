@@ -251,6 +251,7 @@ class MoleculesTask(Task):
                 loss=spec.train.loss,
                 time_sampler=sampler,
                 coupling=coupling,
+                size_batches=p.size_batches,
             )
         else:
             objective = MoleculeObjective(
@@ -265,6 +266,7 @@ class MoleculesTask(Task):
                 time_sampler=sampler,
                 coupling=coupling,
                 self_condition=spec.train.self_condition,
+                size_batches=p.size_batches,
             )
         training = TrainingRun(ctx, meta)
         trainer = Trainer(

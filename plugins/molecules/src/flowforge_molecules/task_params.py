@@ -77,6 +77,12 @@ class MoleculesParams(BaseModel):
         "cross-entropy of the masked tokens",
     )
     loss_weights: LossWeights = Field(default_factory=LossWeights)
+    size_batches: bool = Field(
+        False,
+        description="draw each training batch from one atom count and cut it to that width "
+        "(each molecule as likely as before; about 0.4 of the pair work on QM9, ~3x faster "
+        "steps on CPU)",
+    )
     n_atoms: Annotated[
         int | None, Field(ge=1, description="atoms per molecule; null: the training histogram")
     ] = None
