@@ -210,7 +210,8 @@ class SeededNormals:
     def words(self, key: Tensor | int) -> Tensor:
         """The hashed int32 words of a counter's word `key`: an int gives `(B, *event)`, and so
         does a 0-d int32 tensor of a pre-shifted word (`counter_word`); an int32 tensor
-        `(*lead, B)` of pre-shifted per-sample words gives `(*lead, B, *event)`."""
+        `(*lead, B)` of pre-shifted per-sample words (or `(*lead, 1)`, one per draw) gives
+        `(*lead, B, *event)`."""
         if isinstance(key, int):
             key = word32(xorshift16(key))
         elif key.ndim:
@@ -225,6 +226,13 @@ class SeededNormals:
     def normals(self, *counter: int) -> Tensor:
         """The `(B, *event)` normals of the draw numbered `counter` (Python ints)."""
         return self.keyed(counter_word(*counter))
+
+
+def counter_words(steps: int) -> Tensor:
+    """`(steps,)` int32: the pre-shifted words of the draws numbered `0, 1, ..., steps - 1`
+    (`counter_word(n)` for each n; `SeededNormals.keyed` of row n is `normals(n)`)."""
+    n = torch.arange(steps, dtype=torch.int64)
+    return signed32(xorshift16(hash_words(DRAW_SALT, n)))
 
 
 @functools.lru_cache(maxsize=4096)

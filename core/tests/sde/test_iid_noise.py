@@ -12,6 +12,7 @@ import flowforge
 from flowforge import registry
 from flowforge.errors import SpecError
 from flowforge.noise import SeededNormals, seed_from
+from flowforge.solvers import reverse_sde
 from flowforge.solvers.ddim import DDIM
 from flowforge.solvers.reverse_sde import ReverseSDE, noise_state
 
@@ -33,8 +34,12 @@ def test_steps_draw_unit_normals_independent_of_each_other_and_of_langevin_draws
     assert torch.equal(state.draw(1, grid[2])[0], steps[1]), "a step's noise is a pure function"
 
 
-def test_reverse_sde_with_iid_noise_is_ddpm_with_one_normal_per_step(mixture):
-    """On vp_linear with eta = 1, step n adds the DDPM posterior's std times normal number n."""
+@pytest.mark.parametrize("block", [None, 24])
+def test_reverse_sde_with_iid_noise_is_ddpm_with_one_normal_per_step(block, mixture, monkeypatch):
+    """On vp_linear with eta = 1, step n adds the DDPM posterior's std times normal number n,
+    whether the steps' normals are made all at once or two at a time (blocks of 24 elements)."""
+    if block is not None:
+        monkeypatch.setattr(reverse_sde, "IID_BLOCK_ELEMENTS", block)
     path = registry.create("path", "vp_linear")
     x = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
     grid = torch.linspace(0.0, 0.999, 6, dtype=F64)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import torch
 from pydantic import Field
 from torch import Tensor
 
 from flowforge.field import Dynamics
 from flowforge.solvers.base import StepInfo
 from flowforge.solvers.euler import Euler
+from flowforge.solvers.exponential import host_schedule
 from flowforge.solvers.reverse_sde import (
     Diffusion,
     NoiseState,
     SDEState,
     StochasticSolver,
     diffusion_rate,
+    step_factors,
 )
 from flowforge.tensors import expand_like
 
@@ -50,8 +53,29 @@ class EulerMaruyama(StochasticSolver):
     name = "euler_maruyama"
 
     def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
-        """At eta = 0, `euler`'s state (its velocity coefficients), so the numbers are euler's."""
-        return SDEState(Euler().init(f, x, grid) if self.eta == 0 else None, None, noise)
+        """At eta = 0, `euler`'s state (its velocity coefficients), so the numbers are euler's;
+        else the step's coefficients on `(x, output, unit noise)` (`coefficients`)."""
+        if self.eta == 0:
+            return SDEState(Euler().init(f, x, grid), None, noise)
+        return SDEState(None, self.coefficients(f, x, grid), noise)
+
+    def coefficients(self, f: Dynamics, x: Tensor, grid: Tensor) -> tuple:
+        """Per step, `(a, b, c)` with `x_next = a x + b output + c xi` for the model's prediction
+        kind (`xi` the step's unit noise), from the grid's alpha, sigma and their derivatives:
+        a step is three tensor ops. `step_factors`: Python numbers on the CPU when every sample
+        shares the grid, else `(S, B, 1, ...)` tensors."""
+        s = host_schedule(f, grid)
+        t, dt = s.t[:-1], s.t[1:] - s.t[:-1]
+        (p_data, q_data), (p_noise, q_noise) = s.conversion("data"), s.conversion("noise")
+        sigma = s.sigma[:-1]
+        d_alpha, d_sigma = f.path.d_alpha(t).to(t.dtype), f.path.d_sigma(t).to(t.dtype)
+        g2_half = self.eta * sigma**2 * diffusion_rate(f.path, t, self.diffusion).to(t.dtype)
+        # velocity = alpha' D + sigma' N, score = -N / sigma; drift = v + sgn(dt) g^2/2 score.
+        pull = dt.abs() * g2_half / sigma
+        a = 1 + dt * (d_alpha * p_data[:-1] + d_sigma * p_noise[:-1]) - pull * p_noise[:-1]
+        b = dt * (d_alpha * q_data[:-1] + d_sigma * q_noise[:-1]) - pull * q_noise[:-1]
+        c = (2.0 * g2_half * dt.abs()).sqrt()
+        return tuple(step_factors(v, x) for v in (a, b, c))
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
@@ -59,10 +83,17 @@ class EulerMaruyama(StochasticSolver):
         if self.eta == 0:
             return Euler().step(f, x, t0, t1, state.engine, info)[0], state
         pred = f(x, t0)
+        xi, noise = state.noise.draw(info.index, t1)
+        if pred.kind == f.prediction:
+            a, b, c = (v[info.index] for v in state.scale)
+            if isinstance(a, float):
+                x_next = torch.mul(x, a).add_(pred.value, alpha=b).add_(xi, alpha=c)
+            else:
+                x_next = torch.addcmul(x * a, b, pred.value).addcmul_(c, xi)
+            return x_next, SDEState(None, state.scale, noise)
+        # A guidance hook changed the prediction's kind: convert it as it is.
         dt = expand_like(t1 - t0, x)
         g2_half = self.eta * f.path.sigma(t0) ** 2 * diffusion_rate(f.path, t0, self.diffusion)
-        xi, noise = state.noise.draw(info.index, t1)
         drift = pred.velocity + dt.sign() * expand_like(g2_half, x) * pred.score
         std = expand_like((2.0 * g2_half * (t1 - t0).abs()).sqrt(), x)  # of g dW
-        x_next = x + dt * drift + std * xi
-        return x_next, SDEState(None, None, noise)
+        return x + dt * drift + std * xi, SDEState(None, state.scale, noise)

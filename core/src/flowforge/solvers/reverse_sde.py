@@ -52,7 +52,7 @@ from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
-from flowforge.noise import BrownianTree, SeededNormals, seed_from
+from flowforge.noise import BrownianTree, SeededNormals, counter_words, seed_from
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import SDE, Solver, StepInfo, steps_from_nfe
 from flowforge.solvers.ddim import DDIM
@@ -70,6 +70,9 @@ Diffusion = Literal["ddpm", "damped"]
 NoiseKind = Literal["brownian_tree", "iid"]
 # Smallest |t_b - t_a| a Brownian increment is normalised by (a zero-length step has dW = 0).
 MIN_DT = 1e-30
+# Elements of i.i.d. noise made at once (`IIDState`): several steps of a small state, one of a
+# large one.
+IID_BLOCK_ELEMENTS = 2**16
 # A one-step solve from pure noise to the data carries no noise (it enters scaled by sigma = 0
 # at the end, and by g = 0 at the start for "damped"), so stochastic solvers take two or more.
 MIN_STEPS = 2
@@ -130,14 +133,28 @@ class BrownianState:
 @dataclass(frozen=True)
 class IIDState:
     """Noise drawn afresh for every step: counter-based normals numbered by the step index
-    (`SeededNormals`), reproducible and batch-independent, but another path for another step
-    count (unlike the Brownian tree)."""
+    (`SeededNormals.normals(step)`), reproducible and batch-independent, but another path for
+    another step count (unlike the Brownian tree).
+
+    Made `per_block` steps at a time (`block`, from step `start`): a small state pays the
+    tensor ops of a draw once per block instead of once per step. `words (S,)`: the steps'
+    counter words on the device (`counter_words`).
+    """
 
     source: SeededNormals
+    words: Tensor
+    per_block: int
+    block: Tensor | None = None
+    start: int = 0
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, IIDState]:
         """Step `index`'s unit-variance noise `(B, ...)`."""
-        return self.source.normals(index), self
+        state = self
+        if self.block is None or not self.start <= index < self.start + self.block.shape[0]:
+            words = self.words[index : index + self.per_block, None]
+            block = self.source.keyed(words)
+            state = IIDState(self.source, self.words, self.per_block, block, index)
+        return state.block[index - state.start], state
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` numbered by `counter` (Python ints, two or more: a
@@ -160,7 +177,9 @@ def noise_state(
     """
     seed = seed_from(generator, x.device)
     if kind == "iid":
-        return IIDState(SeededNormals(seed, tuple(x.shape), x.dtype, x.device))
+        source = SeededNormals(seed, tuple(x.shape), x.dtype, x.device)
+        words = counter_words(grid.shape[0] - 1).to(x.device)
+        return IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
     lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
     tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
     dt = (grid[1:] - grid[:-1]).abs().clamp_min(MIN_DT)
@@ -169,8 +188,9 @@ def noise_state(
 
 @dataclass(frozen=True)
 class SDEState:
-    """A stochastic solver's state: the exponential engine and its state, the noise std of each
-    step `scale` (`step_factors`), and the noise (None when unused)."""
+    """A stochastic solver's state: the exponential engine and its state, per-step numbers
+    `scale` (`step_factors`: the noise std of each step, or Euler-Maruyama's coefficients), and
+    the noise (None when unused)."""
 
     engine: Any
     scale: list[float] | Tensor | None
