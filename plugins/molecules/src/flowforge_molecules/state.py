@@ -86,7 +86,7 @@ class MoleculeState:
         m = len(mols)
         rows = np.repeat(np.arange(m), mols.n_atoms)
         cols = np.arange(len(mols.numbers)) - np.repeat(mols.atom_offsets[:-1], mols.n_atoms)
-        pos = torch.zeros(m, n, 3)
+        pos = torch.zeros(m, n, 3, dtype=torch.float32)
         pos[rows, cols] = torch.from_numpy(mols.pos.astype(np.float32))
         atom_type = torch.zeros(m, n, dtype=torch.long)
         atom_type[rows, cols] = torch.from_numpy(types)
