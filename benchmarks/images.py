@@ -9,8 +9,7 @@ class dropped to a null class 10% of the time (for classifier-free guidance):
   times, AdamW lr 5e-4 with 500 warm-up steps, bf16 autocast on CUDA, EMA 0.999 with warm-up
   (the core Trainer, stopped by the budget).
 - diffusers (`diffusers==0.42.1`): `UNet2DModel` with 11 class embeddings and channels chosen
-  to match our parameter count, its DDPM training recipe (`DDPMScheduler`, 1000 steps, linear
-  betas, epsilon prediction, MSE, AdamW lr 1e-4 with 500 warm-up steps, EMA 0.999).
+  to match our parameter count, its DDPM training recipe (`_images_diffusers.py`).
 
 Sampling: `--samples` images (balanced labels), CFG scale `--cfg` for both (1: the conditional
 model, no extra call), at NFE 4, 10 and 20 (`--nfe`): diffusers with its
@@ -37,13 +36,23 @@ trained model as an unconditional prior with each of `--restore-methods` (poster
 of 1 / max eig(A^T A), one model call per step), against the degraded input, bicubic (SR) and
 Wiener deconvolution (deblur); PSNR/SSIM with data range 1.
 
-Goals (issue 6), printed at the end: flowforge's best solver below diffusers' FD_lenet at every
-NFE, and the 4-step distilled model below diffusers at NFE 10. `phases` in the JSON records the
-seconds of each part, and the JSON is rewritten after each part. The defaults aim at one GPU call
-of under 9 minutes on one H200 (training 150 + 150 s, reflow 30 s, distillation 3 x 25 s, the
-rest about 2 minutes).
+Phases (`--phase`), each in its own process if need be, resuming from the models of the ones
+before it (`_images_state.py`: one `<model>.pt` per model, its weights and record, loaded with
+`weights_only=True`; the record has its wall-clock budget, steps and loss log). A phase reads
+models from `--state-dir` and writes its own to `--save-dir` (default: the state dir), with a
+`<phase>.json` of their records:
+- `train-flowforge` (`--budget` s): flowforge.pt;
+- `train-diffusers` (`--budget` s): diffusers.pt;
+- `fewstep` (needs flowforge.pt; `--fewstep-budget` + 3 x `--distill-budget` s): reflow.pt,
+  distill_4.pt, distill_2.pt, distill_1.pt;
+- `eval` (needs all six): generation, few-step and restoration tables, the JSON (`--out`)
+  with the goals (issue 6: flowforge's best solver below diffusers' FD_lenet at every NFE, and
+  the 4-step distilled model below diffusers at NFE 10) and the table.
+`all` (default) runs the four in order in one process (state in a temporary directory unless
+`--state-dir` is given). At the defaults each phase fits one GPU call of 9 minutes.
 
-    python benchmarks/images.py --device cuda                     # the full benchmark
+    python benchmarks/images.py --phase train-flowforge --state-dir S --device cuda  # then
+    python benchmarks/images.py --phase train-diffusers --state-dir S --device cuda  # ... eval
     python benchmarks/images.py --tiny                            # CPU smoke run, < 1 minute
 """
 
@@ -53,18 +62,24 @@ import argparse
 import copy
 import json
 import platform
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import _images_diffusers as hf
+import _images_state as state
 import torch
+from _images_diffusers import n_params, sync
 from flowforge_images.baselines import classical_baselines
 from flowforge_images.data import Digits, MNIST5k
 from flowforge_images.metrics.image_quality import psnr_ssim
 from flowforge_images.models import UNetParams, build_unet
-from flowforge_images.tasks.common import balanced_labels, digit_scores
+from flowforge_images.tasks.common import DigitScorer, balanced_labels
 
 import flowforge
 from flowforge import registry
+from flowforge.data.standardize import Standardizer
 from flowforge.guidance import CFG, Measurement
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
@@ -74,6 +89,9 @@ from flowforge.training.regression import Regression
 from flowforge.training.trainer import Trainer
 
 OUT = Path(__file__).with_name("images.json")
+PHASES = ("train-flowforge", "train-diffusers", "fewstep", "eval")
+DISTILL_STEPS = (4, 2, 1)
+FEWSTEP_NFE = (1, 2, 4)
 RESTORE = {
     "denoise": ("identity", {"noise_std": 0.2}),
     "deblur": ("blur", {"std": 1.5, "noise_std": 0.01}),
@@ -86,34 +104,80 @@ RESTORE = {
 METHOD_PARAMS = {"pnp_flow": {"lr": 0.5, "normalize": True}}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+@dataclass
+class Bench:
+    """What every phase shares: the arguments, the device and the data (a fixed split)."""
+
+    args: argparse.Namespace
+    device: torch.device
+    shape: tuple[int, ...]
+    standardizer: Standardizer
+    data: torch.Tensor  # encoded train images
+    labels: torch.Tensor  # train labels
+    test: torch.Tensor  # test images in [0, 1]
+    data_record: dict
+    written: dict = field(default_factory=dict)  # {phase: {model: record}} saved by this run
+
+    @classmethod
+    def setup(cls, args: argparse.Namespace) -> Bench:
+        dataset = Digits() if args.tiny else MNIST5k()
+        splits = dataset.splits()
+        st = dataset.fit_standardizer(splits["train"])
+        return cls(
+            args,
+            torch.device(args.device),
+            tuple(splits["train"].shape[1:]),
+            st,
+            st.encode(splits["train"]),
+            dataset.labels()["train"],
+            splits["test"],
+            json.loads(json.dumps(dataset.record())),  # as it reads back from a record
+        )
+
+    @property
+    def save_dir(self) -> Path:
+        return self.args.save_dir or self.args.state_dir
+
+    def load_model(self, name: str) -> tuple[dict, dict]:
+        """`(weights, record)` of a trained model: written by this run, else from --state-dir."""
+        return state.load((self.save_dir, self.args.state_dir), name, self.data_record, self.device)
+
+    def header(self) -> dict:
+        """What each record starts with: the device, torch, the data and this phase's args."""
+        dev = self.device
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
+        arguments = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.args).items()}
+        return {
+            "device": name or "cpu",
+            "torch": torch.__version__,
+            "data": self.data_record,
+            "args": arguments,
+        }
+
+    def unet_params(self) -> UNetParams:
+        return UNetParams(size=self.args.size, num_classes=10, channels=self.args.channels)
+
+    def new_unet(self, params: UNetParams) -> torch.nn.Module:
+        return build_unet(params, data_shape=self.shape).to(self.device)
+
+    def load_unet(self, name: str) -> tuple[torch.nn.Module, dict]:
+        """A trained U-Net in eval mode, and its record."""
+        weights, rec = self.load_model(name)
+        model = self.new_unet(UNetParams(**rec["model"]))
+        model.load_state_dict(weights)
+        return model.eval(), rec
+
+    def save(self, phase: str, name: str, model: torch.nn.Module, record: dict) -> None:
+        """Write a trained model to the save directory, and rewrite its phase's log."""
+        state.save(self.save_dir, name, model, record)
+        self.written.setdefault(phase, {})[name] = record
+        state.write_log(self.save_dir, phase, self.written[phase])
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# ---------------------------------------------------------------- flowforge
-def train_ours(args, data, labels, device) -> tuple[torch.nn.Module, dict]:
-    torch.manual_seed(0)
-    params = UNetParams(size=args.size, num_classes=10, channels=args.channels)
-    model = build_unet(params, data_shape=tuple(data.shape[1:])).to(device)
-    objective = Regression(
-        CondOT(),
-        "velocity",
-        data.to(device),
-        labels=labels.to(device),
-        label_dropout=0.1,
-        time_sampler=registry.create("time_sampler", "logit_normal"),
-    )
-    return fit(model, objective, args, device, args.budget, lr=5e-4)
-
-
-def fit(model, objective, args, device, budget, lr) -> tuple[torch.nn.Module, dict]:
-    """Train with the core Trainer until `budget` seconds have passed."""
-    bf16 = "bf16" if device.type == "cuda" else "float32"
+# ---------------------------------------------------------------- flowforge training
+def fit(model, objective, bench: Bench, budget: float, lr: float) -> tuple[torch.nn.Module, dict]:
+    """Train with the core Trainer until `budget` seconds have passed; EMA weights in `model`."""
+    args, device = bench.args, bench.device
     config = TrainSpec(
         steps=10**7,
         batch_size=args.batch,
@@ -121,139 +185,57 @@ def fit(model, objective, args, device, budget, lr) -> tuple[torch.nn.Module, di
         lr_warmup=500,
         ema_decay=0.999,
         ema_warmup=1000,
-        precision=bf16,
+        precision="bf16" if device.type == "cuda" else "float32",
         weight_decay=0.0,
-        log_every=10**6,
+        log_every=args.log_every,
         checkpoint_every=10**7,
     )
-    gen = torch.Generator(device).manual_seed(0)
-    trainer = Trainer(model, objective, config, generator=gen)
+    trainer = Trainer(model, objective, config, generator=torch.Generator(device).manual_seed(0))
+    log: list[dict] = []
     start = time.perf_counter()
-    summary = trainer.fit(should_stop=lambda: time.perf_counter() - start > budget)
+
+    def on_log(entry: dict) -> None:
+        seconds = time.perf_counter() - start
+        log.append({"step": entry["step"], "loss": entry["loss"], "seconds": seconds})
+
+    summary = trainer.fit(on_log=on_log, should_stop=lambda: time.perf_counter() - start > budget)
+    sync(device)
+    seconds = time.perf_counter() - start
     model.load_state_dict(trainer.ema.state_dict())
-    return model.eval(), {"steps": summary.step, "seconds": time.perf_counter() - start}
+    info = {"budget_s": budget, "steps": summary.step, "seconds": seconds, "lr": lr, "log": log}
+    return model.eval(), {**info, "batch": args.batch}
 
 
-@torch.no_grad()
-def sample_ours(
-    model, n, nfe, solver, cfg, device, batch=1000, seed=1, time_grid="auto"
-) -> tuple[torch.Tensor, float]:
-    labels = balanced_labels(n, 10)
-    gen = torch.Generator(device).manual_seed(seed)
-    out = []
-    sync(device)
-    start = time.perf_counter()
-    for lab in labels.split(batch):
-        noise = torch.randn(len(lab), *SHAPE, generator=gen, device=device)
-        x = flowforge.sample(
-            model,
-            noise,
-            path="cond_ot",
-            prediction="velocity",
-            solver=solver,
-            nfe=nfe,
-            cond={"label": lab.to(device)},
-            guidance=[CFG(scale=cfg)] if cfg != 1 else None,
-            time_grid=time_grid,
-        )
-        out.append(x)
-    sync(device)
-    seconds = time.perf_counter() - start
-    return ((torch.cat(out).float().cpu() + 1) / 2), seconds
-
-
-# ---------------------------------------------------------------- diffusers
-def diffusers_unet(channels: tuple[int, ...], shape):
-    from diffusers import UNet2DModel
-
-    return UNet2DModel(
-        sample_size=shape[-1],
-        in_channels=shape[0],
-        out_channels=shape[0],
-        layers_per_block=2,
-        block_out_channels=channels,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D")[: len(channels)],
-        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D")[-len(channels) :],
-        num_class_embeds=11,
-        norm_num_groups=8,
-    )
-
-
-def matched_channels(target: int, shape) -> tuple[int, ...]:
-    """Block widths (c, 2c, 2c) of the diffusers U-Net whose size is closest to `target`."""
-    best = min(
-        range(8, 129, 8),
-        key=lambda c: abs(n_params(diffusers_unet((c, 2 * c, 2 * c), shape)) - target),
-    )
-    return (best, 2 * best, 2 * best)
-
-
-def train_diffusers(args, data, labels, device, target_params) -> tuple[object, dict]:
-    from diffusers import DDPMScheduler
-    from diffusers.training_utils import EMAModel
-
+def train_flowforge(bench: Bench) -> None:
     torch.manual_seed(0)
-    net = diffusers_unet(matched_channels(target_params, SHAPE), SHAPE).to(device)
-    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=1e-2)
-    warm = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 500))
-    ema = EMAModel(net.parameters(), decay=0.999, use_ema_warmup=True)
-    gen = torch.Generator(device).manual_seed(0)
-    data, labels = data.to(device), labels.to(device)
-    steps, start = 0, time.perf_counter()
-    amp = device.type == "cuda"
-    while time.perf_counter() - start < args.budget:
-        idx = torch.randint(0, len(data), (args.batch,), generator=gen, device=device)
-        x, y = data[idx], labels[idx]
-        y = torch.where(torch.rand(len(y), generator=gen, device=device) < 0.1, 10, y)
-        noise = torch.randn(x.shape, generator=gen, device=device)
-        t = torch.randint(0, 1000, (len(x),), generator=gen, device=device)
-        with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-            pred = net(sched.add_noise(x, noise, t), t, class_labels=y).sample
-        loss = torch.nn.functional.mse_loss(pred.float(), noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        warm.step()
-        ema.step(net.parameters())
-        steps += 1
-    ema.copy_to(net.parameters())
-    info = {"steps": steps, "seconds": time.perf_counter() - start, "params": n_params(net)}
-    return (net.eval(), sched), info
-
-
-@torch.no_grad()
-def sample_diffusers(model, n, nfe, cfg, device, batch=1000, seed=1) -> tuple[torch.Tensor, float]:
-    from diffusers import DPMSolverMultistepScheduler
-
-    net, ddpm = model
-    dpm = DPMSolverMultistepScheduler.from_config(
-        ddpm.config, algorithm_type="dpmsolver++", solver_order=2
+    params = bench.unet_params()
+    model = bench.new_unet(params)
+    objective = Regression(
+        CondOT(),
+        "velocity",
+        bench.data.to(bench.device),
+        labels=bench.labels.to(bench.device),
+        label_dropout=0.1,
+        time_sampler=registry.create("time_sampler", "logit_normal"),
     )
-    labels = balanced_labels(n, 10)
-    gen = torch.Generator(device).manual_seed(seed)
-    out = []
-    sync(device)
-    start = time.perf_counter()
-    for lab in labels.split(batch):
-        lab = lab.to(device)
-        x = torch.randn(len(lab), *SHAPE, generator=gen, device=device)
-        dpm.set_timesteps(nfe, device=device)
-        for t in dpm.timesteps:
-            if cfg == 1:
-                eps = net(x, t, class_labels=lab).sample
-            else:
-                both = net(
-                    torch.cat([x, x]), t, class_labels=torch.cat([lab, torch.full_like(lab, 10)])
-                ).sample
-                c, u = both.chunk(2)
-                eps = u + cfg * (c - u)
-            x = dpm.step(eps, t, x).prev_sample
-        out.append(x)
-    sync(device)
-    seconds = time.perf_counter() - start
-    return ((torch.cat(out).float().cpu() + 1) / 2).clamp(0, 1), seconds
+    model, info = fit(model, objective, bench, bench.args.budget, lr=5e-4)
+    record = {**bench.header(), "model": params.model_dump(), "params": n_params(model)}
+    bench.save("train-flowforge", "flowforge", model, {**record, "train": info})
+
+
+# ---------------------------------------------------------------- diffusers training
+def train_diffusers(bench: Bench) -> None:
+    import diffusers
+
+    target = n_params(build_unet(bench.unet_params(), data_shape=bench.shape))
+    channels = hf.matched_channels(target, bench.shape)
+    torch.manual_seed(0)
+    net = hf.build(channels, bench.shape).to(bench.device)
+    args = bench.args
+    info = hf.train(net, bench.data, bench.labels, args.batch, args.budget, args.log_every)
+    record = {**bench.header(), "model": {"channels": list(channels)}, "params": n_params(net)}
+    record.update(diffusers=diffusers.__version__, train={**info, "lr": 1e-4, "batch": args.batch})
+    bench.save("train-diffusers", "diffusers", net, record)
 
 
 # ---------------------------------------------------------------- few-step (reflow, distill)
@@ -263,21 +245,21 @@ def fewstep_dropout(args) -> float:
     return 0.0 if args.cfg == 1 else 0.1
 
 
-def reflow(args, model, device) -> tuple[torch.nn.Module, dict]:
+def reflow(bench: Bench, model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
+    args, device = bench.args, bench.device
     start = time.perf_counter()
-    labels = balanced_labels(args.pairs, 10)
     pairs = generate_pairs(
         model,
         CondOT(),
         "velocity",
         args.pairs,
-        data_shape=SHAPE,
+        data_shape=bench.shape,
         solver="dpm_solver_pp",
         nfe=20,
         generator=torch.Generator(device).manual_seed(7),
         device=device,
         batch_size=1000,
-        labels=labels,
+        labels=balanced_labels(args.pairs, 10),
     )
     sync(device)
     seconds = time.perf_counter() - start
@@ -289,16 +271,16 @@ def reflow(args, model, device) -> tuple[torch.nn.Module, dict]:
         labels=pairs.labels.to(device),
         label_dropout=fewstep_dropout(args),
     )
-    student, info = fit(copy.deepcopy(model).train(), objective, args, device,
-                        args.fewstep_budget, lr=2e-4)  # fmt: skip
+    student, info = fit(copy.deepcopy(model).train(), objective, bench, args.fewstep_budget, 2e-4)
     return student, {**info, "pair_seconds": seconds, "pairs": args.pairs}
 
 
-def distill(args, model, data, labels, device) -> dict[int, tuple[torch.nn.Module, dict]]:
-    """Progressive distillation into 4, then 2, then 1 DDIM steps: {steps: (student, info)}."""
+def distill(bench: Bench, model: torch.nn.Module):
+    """Progressive distillation into 4, then 2, then 1 DDIM steps: yields (steps, student, info)."""
+    args, device = bench.args, bench.device
     precision = "bf16" if device.type == "cuda" else "float32"
-    teacher_model, out = model, {}
-    for r, steps in enumerate((4, 2, 1)):
+    teacher_model = model
+    for r, steps in enumerate(DISTILL_STEPS):
         net = Network(copy.deepcopy(teacher_model).eval().requires_grad_(False), precision)
         if r == 0:
             teacher = Teacher(net, CondOT(), "velocity", args.teacher_solver, args.teacher_nfe)
@@ -308,34 +290,105 @@ def distill(args, model, data, labels, device) -> dict[int, tuple[torch.nn.Modul
             teacher,
             CondOT(),
             "velocity",
-            data.to(device),
+            bench.data.to(device),
             refine(torch.tensor([0.0, 1.0]), {4: 2, 2: 1, 1: 0}[steps]),
-            labels=labels.to(device),
+            labels=bench.labels.to(device),
             label_dropout=fewstep_dropout(args),
         )
-        student, info = fit(copy.deepcopy(teacher_model).train(), objective, args, device,
+        student, info = fit(copy.deepcopy(teacher_model).train(), objective, bench,
                             args.distill_budget, lr=1e-4)  # fmt: skip
-        out[steps] = (student, info)
+        yield steps, student, info
         teacher_model = student
-    return out
 
 
-# ---------------------------------------------------------------- restoration
-def restoration(args, model, st, test, device) -> dict:
+def train_fewstep(bench: Bench) -> None:
+    ours, parent = bench.load_unet("flowforge")
+    base = {**bench.header(), "model": parent["model"], "params": parent["params"]}
+    student, info = reflow(bench, ours)
+    bench.save("fewstep", "reflow", student, {**base, "train": info})
+    for steps, student, info in distill(bench, ours):
+        record = {**base, "train": {**info, "teacher_nfe": bench.args.teacher_nfe}}
+        bench.save("fewstep", f"distill_{steps}", student, record)
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def sample_ours(
+    model, bench: Bench, nfe, solver, batch=1000, seed=1, time_grid="auto"
+) -> tuple[torch.Tensor, float]:
+    args, device = bench.args, bench.device
+    gen = torch.Generator(device).manual_seed(seed)
+    out = []
+    sync(device)
+    start = time.perf_counter()
+    for lab in balanced_labels(args.samples, 10).split(batch):
+        noise = torch.randn(len(lab), *bench.shape, generator=gen, device=device)
+        x = flowforge.sample(
+            model,
+            noise,
+            path="cond_ot",
+            prediction="velocity",
+            solver=solver,
+            nfe=nfe,
+            cond={"label": lab.to(device)},
+            guidance=[CFG(scale=args.cfg)] if args.cfg != 1 else None,
+            time_grid=time_grid,
+        )
+        out.append(x)
+    sync(device)
+    seconds = time.perf_counter() - start
+    return ((torch.cat(out).float().cpu() + 1) / 2), seconds
+
+
+def generation(bench: Bench, ours, theirs, score) -> dict:
+    args, labels = bench.args, balanced_labels(bench.args.samples, 10)
+    gen = {"flowforge": {}, "diffusers": {}}
+    for nfe in args.nfe:
+        rows = {}
+        for solver in args.solvers:
+            try:
+                x, sec = sample_ours(ours, bench, nfe, solver)
+            except Exception as err:  # a solver that cannot meet this nfe (e.g. heun, even)
+                rows[solver] = {"error": str(err).splitlines()[0]}
+                continue
+            rows[solver] = {**score(x, labels), "seconds": sec}
+        ok = {k: v for k, v in rows.items() if "fd_lenet" in v}
+        best = min(ok, key=lambda k: ok[k]["fd_lenet"])
+        gen["flowforge"][nfe] = {"best": best, **ok[best], "solvers": rows}
+        x, sec = hf.sample(theirs, labels, bench.shape, nfe, args.cfg)
+        gen["diffusers"][nfe] = {**score(x, labels), "seconds": sec}
+    return gen
+
+
+def fewstep_rows(bench: Bench, reflowed, students, score) -> tuple[dict, dict]:
+    labels = balanced_labels(bench.args.samples, 10)
+    reflow_rows, distill_rows = {}, {}
+    for nfe in FEWSTEP_NFE:
+        x, sec = sample_ours(reflowed, bench, nfe, "euler")
+        reflow_rows[nfe] = {**score(x, labels), "seconds": sec}
+    for steps, model in students.items():
+        x, sec = sample_ours(model, bench, steps, "ddim", time_grid="uniform")
+        distill_rows[steps] = {**score(x, labels), "seconds": sec}
+    return reflow_rows, distill_rows
+
+
+def restoration(bench: Bench, model) -> dict:
+    args, device, shape, st = bench.args, bench.device, bench.shape, bench.standardizer
+    test = bench.test[: args.restore_count]
     results = {}
-    field = lambda x, t: model(x, t)  # the null class: an unconditional prior
+    prior = lambda x, t: model(x, t)  # the null class: an unconditional prior
     reps = args.posterior_samples
     for task, (name, params) in RESTORE.items():
-        if SHAPE[-1] < 28 and name == "mask" and "box" in params:
+        if shape[-1] < 28 and name == "mask" and "box" in params:
             params = {**params, "box": (2, 2, 3, 3)}
-        if SHAPE[-1] < 16 and task == "sr4":
+        if shape[-1] < 16 and task == "sr4":
             continue
-        op = registry.get("operator", name).build(params, data_shape=SHAPE)
+        op = registry.get("operator", name).build(params, data_shape=shape)
         y = op.simulate(test.double(), torch.Generator().manual_seed(0)).float()
         row = {}
-        for base, est in classical_baselines(op, y, SHAPE, test).items():
+        for base, est in classical_baselines(op, y, shape, test).items():
             row[base] = dict(zip(("psnr", "ssim"), psnr_ssim(test, est.clamp(0, 1)), strict=True))
-        op_z, y_z = to_model_space(op, y, st, SHAPE)
+        op_z, y_z = to_model_space(op, y, st, shape)
         for method in args.restore_methods:
             means = []
             start = time.perf_counter()
@@ -344,9 +397,9 @@ def restoration(args, model, st, test, device) -> dict:
                 g = registry.create("guidance", method, **METHOD_PARAMS.get(method, {}))
                 g = g.with_measurement(m)
                 gen = torch.Generator(device).manual_seed(1)
-                noise = torch.randn(len(chunk) * reps, *SHAPE, generator=gen, device=device)
+                noise = torch.randn(len(chunk) * reps, *shape, generator=gen, device=device)
                 z = flowforge.sample(
-                    field,
+                    prior,
                     noise,
                     path="cond_ot",
                     prediction="velocity",
@@ -355,7 +408,7 @@ def restoration(args, model, st, test, device) -> dict:
                     guidance=[g],
                 )
                 means.append(
-                    st.decode(z.detach().float().cpu()).reshape(len(chunk), reps, *SHAPE).mean(1)
+                    st.decode(z.detach().float().cpu()).reshape(len(chunk), reps, *shape).mean(1)
                 )
             est = torch.cat(means).clamp(0, 1)
             psnr, ssim = psnr_ssim(test, est)
@@ -364,20 +417,111 @@ def restoration(args, model, st, test, device) -> dict:
     return results
 
 
+def evaluate(bench: Bench) -> None:
+    args = bench.args
+    ours, rec_ours = bench.load_unet("flowforge")
+    weights, rec_theirs = bench.load_model("diffusers")
+    theirs = hf.build(tuple(rec_theirs["model"]["channels"]), bench.shape).to(bench.device)
+    theirs.load_state_dict(weights)
+    theirs.eval()
+    reflowed, rec_reflow = bench.load_unet("reflow")
+    students, rec_distill = {}, {}
+    for steps in DISTILL_STEPS:
+        students[steps], rec_distill[steps] = bench.load_unet(f"distill_{steps}")
+
+    result = {**bench.header()}
+    result["train"] = {
+        "flowforge": {**rec_ours["train"], "params": rec_ours["params"]},
+        "diffusers": {**rec_theirs["train"], "params": rec_theirs["params"]},
+        "reflow": rec_reflow["train"],
+        "distill": {s: r["train"] for s, r in rec_distill.items()},
+    }
+    records = {"flowforge": rec_ours, "diffusers": rec_theirs, "reflow": rec_reflow}
+    records.update({f"distill_{s}": r for s, r in rec_distill.items()})
+    result["phase_devices"] = {k: r["device"] for k, r in records.items()}
+    # "args" above are this phase's; the training phases' own (budgets in "train" too):
+    result["phase_args"] = {k: records[k]["args"] for k in ("flowforge", "diffusers", "reflow")}
+    result["diffusers_version"] = rec_theirs.get("diffusers")
+    result["state_files"] = {f"{k}.pt": r["file_bytes"] for k, r in records.items()}
+    phases, clock = {}, time.perf_counter()
+
+    def done(name: str) -> None:
+        nonlocal clock
+        phases[name] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
+        print(f"[eval {name}: {phases[name]:.0f} s]", flush=True)
+        args.out.write_text(json.dumps({**result, "eval_seconds": phases}, indent=2) + "\n")
+
+    scorer = DigitScorer(bench.test, bench.device)
+    result["generation"] = generation(bench, ours, theirs, scorer)
+    done("generation")
+    result["reflow"], result["distill"] = fewstep_rows(bench, reflowed, students, scorer)
+    done("fewstep")
+    result["restoration"] = restoration(bench, ours)
+    done("restoration")
+    result["eval_seconds"] = phases
+    result["goals"] = goals(result)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    report(result)
+
+
+def goals(r: dict) -> dict:
+    """The issue's goals: ours below diffusers' FD_lenet at every NFE; 4-step distilled below
+    diffusers at NFE 10 (when 10 is among the NFEs)."""
+    ours, theirs = r["generation"]["flowforge"], r["generation"]["diffusers"]
+    out = {"every_nfe": all(ours[k]["fd_lenet"] < theirs[k]["fd_lenet"] for k in ours)}
+    if 10 in theirs:
+        out["distilled_4_vs_diffusers_10"] = r["distill"][4]["fd_lenet"] < theirs[10]["fd_lenet"]
+    return out
+
+
+def report(r: dict) -> None:
+    print(f"device {r['device']}; training (wall-clock budget, steps, parameters):")
+    train = dict(r["train"])
+    distill = train.pop("distill")
+    models = {**train, **{f"distill {k}": v for k, v in distill.items()}}
+    for name, v in models.items():
+        params = f", {v['params']:,} params" if "params" in v else ""
+        print(f"  {name:<12}{v['budget_s']:>6.0f} s budget, {v['steps']:>6} steps{params}")
+    print(f"{'model':<24}{'NFE':>4}{'FD_lenet':>10}{'acc':>7}{'prec':>7}{'rec':>7}{'time s':>8}")
+    rows = []
+    for nfe, row in r["generation"]["flowforge"].items():
+        rows.append(("flowforge " + row["best"], nfe, row))
+        rows.append(("diffusers DPM++2M", nfe, r["generation"]["diffusers"][nfe]))
+    for kind, name in (("reflow", "flowforge reflow euler"), ("distill", "flowforge distill ddim")):
+        rows.extend((name, nfe, v) for nfe, v in r[kind].items())
+    for name, nfe, v in rows:
+        print(
+            f"{name:<24}{nfe:>4}{v['fd_lenet']:>10.3f}{v['class_accuracy']:>7.3f}"
+            f"{v['lenet_precision']:>7.3f}{v['lenet_recall']:>7.3f}{v['seconds']:>8.2f}"
+        )
+    print(f"\n{'task':<16}{'method':<12}{'PSNR':>8}{'SSIM':>8}")
+    for task, row in r["restoration"].items():
+        for method, v in row.items():
+            print(f"{task:<16}{method:<12}{v['psnr']:>8.2f}{v['ssim']:>8.3f}")
+    print(f"\ngoals: {r['goals']}; state files (bytes): {r['state_files']}")
+
+
 # ---------------------------------------------------------------- main
-def generation_row(images, seconds, test, labels, device) -> dict:
-    scores = digit_scores(images, test, labels, device)
-    return {**scores, "seconds": seconds}
+RUN = {
+    "train-flowforge": train_flowforge,
+    "train-diffusers": train_diffusers,
+    "fewstep": train_fewstep,
+    "eval": evaluate,
+}
 
 
-def main() -> None:
-    global SHAPE
+def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--phase", default="all", choices=("all", *PHASES))
+    p.add_argument("--state-dir", type=Path, default=None, help="where phases find models")
+    p.add_argument("--save-dir", type=Path, default=None, help="where they write (--state-dir)")
+    p.add_argument("--log-every", type=int, default=200, help="training steps per loss record")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--budget", type=float, default=150.0, help="training seconds per model")
-    p.add_argument("--fewstep-budget", type=float, default=30.0, help="reflow training seconds")
+    p.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
+    p.add_argument("--fewstep-budget", type=float, default=120.0, help="reflow training seconds")
     p.add_argument(
-        "--distill-budget", type=float, default=25.0, help="seconds per distillation round (3)"
+        "--distill-budget", type=float, default=100.0, help="seconds per distillation round (3)"
     )
     p.add_argument("--teacher-solver", default="dpm_solver_pp")
     p.add_argument("--teacher-nfe", type=int, default=4, help="per 4-step student step")
@@ -396,130 +540,32 @@ def main() -> None:
     p.add_argument("--tiny", action="store_true", help="8x8 digits, seconds per part (CPU smoke)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args()
+    if args.phase != "all" and args.state_dir is None:
+        p.error(f"--phase {args.phase} needs --state-dir (where the phases leave their files)")
+    if args.phase == "eval" and args.save_dir is not None:
+        p.error("--phase eval writes no models: give --out for its JSON, not --save-dir")
     if args.tiny:
         args.budget, args.fewstep_budget, args.distill_budget = 4.0, 2.0, 1.0
         args.channels, args.batch, args.samples, args.pairs = 8, 64, 100, 100
         args.restore_count, args.restore_nfe, args.posterior_samples = 8, 6, 2
-        args.restore_methods = ["ddnm", "pnp_flow"]
+        args.restore_methods, args.log_every = ["ddnm", "pnp_flow"], 10
         args.nfe, args.solvers = [4, 10], ["dpm_solver_pp"]
-    device = torch.device(args.device)
-    dataset = Digits() if args.tiny else MNIST5k()
-    splits, labels = dataset.splits(), dataset.labels()
-    SHAPE = tuple(splits["train"].shape[1:])
-    st = dataset.fit_standardizer(splits["train"])
-    data, test = st.encode(splits["train"]), splits["test"]
-    result = {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or "cpu",
-        "torch": torch.__version__,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "data": dataset.record(),
-    }
-
-    phases, clock = {}, time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        phases[name] = round(now - clock, 1)
-        clock = now
-        print(f"[{name}: {phases[name]:.0f} s]", flush=True)
-        # what is done so far, in case the run is cut short
-        args.out.write_text(json.dumps({**result, "phases": phases}, indent=2, default=str) + "\n")
-
-    ours, info = train_ours(args, data, labels["train"], device)
-    result["train"] = {"flowforge": {**info, "params": n_params(ours)}}
-    theirs, info = train_diffusers(args, data, labels["train"], device, n_params(ours))
-    result["train"]["diffusers"] = info
-    phase("train")
-
-    gen = {"flowforge": {}, "diffusers": {}}
-    for nfe in args.nfe:
-        rows = {}
-        for solver in args.solvers:
-            try:
-                x, sec = sample_ours(ours, args.samples, nfe, solver, args.cfg, device)
-            except Exception as err:  # a solver that cannot meet this nfe (e.g. heun, even)
-                rows[solver] = {"error": str(err).splitlines()[0]}
-                continue
-            rows[solver] = generation_row(x, sec, test, balanced_labels(args.samples, 10), device)
-        ok = {k: v for k, v in rows.items() if "fd_lenet" in v}
-        best = min(ok, key=lambda k: ok[k]["fd_lenet"])
-        gen["flowforge"][nfe] = {"best": best, **ok[best], "solvers": rows}
-        x, sec = sample_diffusers(theirs, args.samples, nfe, args.cfg, device)
-        gen["diffusers"][nfe] = generation_row(
-            x, sec, test, balanced_labels(args.samples, 10), device
-        )
-    result["generation"] = gen
-    phase("generation")
-
-    few_labels = balanced_labels(args.samples, 10)
-    student, info = reflow(args, ours, device)
-    result["reflow"] = {"train": info}
-    for nfe in (1, 2, 4):
-        x, sec = sample_ours(student, args.samples, nfe, "euler", args.cfg, device)
-        result["reflow"][nfe] = generation_row(x, sec, test, few_labels, device)
-    phase("reflow")
-    result["distill"] = {"train": {}}
-    for steps, (model, info) in distill(args, ours, data, labels["train"], device).items():
-        result["distill"]["train"][steps] = info
-        x, sec = sample_ours(
-            model, args.samples, steps, "ddim", args.cfg, device, time_grid="uniform"
-        )
-        result["distill"][steps] = generation_row(x, sec, test, few_labels, device)
-    phase("distill")
-
-    result["restoration"] = restoration(args, ours, st, test[: args.restore_count], device)
-    phase("restoration")
-    result["phases"] = phases
-    result["goals"] = goals(result)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    report(result)
+    return args
 
 
-def goals(r: dict) -> dict:
-    """The issue's goals: ours below diffusers' FD_lenet at every NFE; 4-step distilled below
-    diffusers at NFE 10 (when 10 is among the NFEs)."""
-    ours, theirs = r["generation"]["flowforge"], r["generation"]["diffusers"]
-    out = {"every_nfe": all(ours[k]["fd_lenet"] < theirs[k]["fd_lenet"] for k in ours)}
-    if 10 in theirs:
-        out["distilled_4_vs_diffusers_10"] = r["distill"][4]["fd_lenet"] < theirs[10]["fd_lenet"]
-    return out
+def main() -> None:
+    args = parse()
+    with tempfile.TemporaryDirectory(prefix="images-bench-") as tmp:
+        if args.state_dir is None:
+            args.state_dir = Path(tmp)
+        bench = Bench.setup(args)
+        for phase in PHASES if args.phase == "all" else (args.phase,):
+            start = time.perf_counter()
+            RUN[phase](bench)
+            print(f"[{phase}: {time.perf_counter() - start:.0f} s]", flush=True)
+            if phase != "eval":
+                print(f"{bench.save_dir}: {state.sizes(bench.save_dir)} (bytes)", flush=True)
 
-
-def report(r: dict) -> None:
-    t = r["train"]
-    print(
-        f"device {r['device']}; training: flowforge {t['flowforge']['steps']} steps "
-        f"({t['flowforge']['params']:,} params), diffusers {t['diffusers']['steps']} steps "
-        f"({t['diffusers']['params']:,} params)"
-    )
-    print(f"{'model':<24}{'NFE':>4}{'FD_lenet':>10}{'acc':>7}{'prec':>7}{'rec':>7}{'time s':>8}")
-    for nfe, row in r["generation"]["flowforge"].items():
-        for name, v in (
-            ("flowforge " + row["best"], row),
-            ("diffusers DPM++2M", r["generation"]["diffusers"][nfe]),
-        ):
-            print(
-                f"{name:<24}{nfe:>4}{v['fd_lenet']:>10.3f}{v['class_accuracy']:>7.3f}"
-                f"{v['lenet_precision']:>7.3f}{v['lenet_recall']:>7.3f}{v['seconds']:>8.2f}"
-            )
-    for kind, name in (("reflow", "flowforge reflow euler"), ("distill", "flowforge distill ddim")):
-        for nfe in (1, 2, 4):
-            v = r[kind][nfe]
-            print(
-                f"{name:<24}{nfe:>4}{v['fd_lenet']:>10.3f}{v['class_accuracy']:>7.3f}"
-                f"{v['lenet_precision']:>7.3f}{v['lenet_recall']:>7.3f}{v['seconds']:>8.2f}"
-            )
-    print(f"\n{'task':<16}{'method':<12}{'PSNR':>8}{'SSIM':>8}")
-    for task, row in r["restoration"].items():
-        for method, v in row.items():
-            print(f"{task:<16}{method:<12}{v['psnr']:>8.2f}{v['ssim']:>8.3f}")
-    print(f"\ngoals: {r['goals']}; phases (s): {r['phases']}")
-
-
-SHAPE: tuple[int, ...] = (1, 28, 28)
 
 if __name__ == "__main__":
     main()
