@@ -305,7 +305,9 @@ def ddp(args, device: torch.device) -> dict:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--parts", default="overhead,sinkhorn,couplings,ddp", help="comma-separated subset")
+    p.add_argument(
+        "--parts", default="overhead,sinkhorn,couplings,ddp", help="comma-separated subset"
+    )
     p.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     p.add_argument("--dim", type=int, default=64, help="data dimension")
     p.add_argument("--width", type=int, default=512)
