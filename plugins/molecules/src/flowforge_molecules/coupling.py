@@ -35,12 +35,12 @@ _CROSS_GROUP = 1e12
 
 
 def kabsch(a: Tensor, b: Tensor) -> Tensor:
-    """Proper rotations `R (B, 3, 3)` minimising `sum_i ||R a_i - b_i||^2` for centred
-    `a, b (B, n, 3)` (padding rows zero, so they add nothing)."""
+    """Proper rotations `R (B, d, d)` minimising `sum_i ||R a_i - b_i||^2` for centred
+    `a, b (B, n, d)` (padding rows zero, so they add nothing)."""
     u, _, vt = torch.linalg.svd(a.mT @ b)
     d = torch.sign(torch.linalg.det(vt.mT @ u.mT))
-    fix = torch.ones(a.shape[0], 3, dtype=a.dtype, device=a.device)
-    fix[:, 2] = torch.where(d == 0, 1.0, d)
+    fix = torch.ones(a.shape[0], a.shape[-1], dtype=a.dtype, device=a.device)
+    fix[:, -1] = torch.where(d == 0, 1.0, d)
     return vt.mT @ (fix[:, :, None] * u.mT)
 
 
@@ -49,11 +49,12 @@ def _gather(x: Tensor, perm: Tensor) -> Tensor:
 
 
 def transport_cost(x0: Tensor, x1: Tensor, perm: Tensor, rot: Tensor) -> Tensor:
-    """`||R x0[perm, :3] - x1[:, :3]||^2 + ||x0[perm, 3:] - x1[:, 3:]||^2` per molecule `(B,)`
-    for `x0, x1 (B, n, F)` (padding rows zero in both), `perm (B, n)`, `rot (B, 3, 3)`."""
+    """`||R x0[perm, :d] - x1[:, :d]||^2 + ||x0[perm, d:] - x1[:, d:]||^2` per molecule `(B,)`
+    for `x0, x1 (B, n, F)` (padding rows zero in both), `perm (B, n)`, `rot (B, d, d)`."""
+    d = rot.shape[-1]
     p = _gather(x0, perm)
-    moved = p[..., :3] @ rot.mT
-    return ((moved - x1[..., :3]) ** 2).sum((1, 2)) + ((p[..., 3:] - x1[..., 3:]) ** 2).sum((1, 2))
+    moved = p[..., :d] @ rot.mT
+    return ((moved - x1[..., :d]) ** 2).sum((1, 2)) + ((p[..., d:] - x1[..., d:]) ** 2).sum((1, 2))
 
 
 def _sq_dist(a: Tensor, b: Tensor) -> Tensor:
@@ -111,19 +112,20 @@ def align(
     """
     keep = mask[..., None]
     x0, x1 = x0 * keep, x1 * keep
-    b, n, _ = x0.shape
+    b, n, f = x0.shape
+    d = min(3, f)  # position dimensions (3 for molecules; fewer for plain point clouds)
     reals = [np.flatnonzero(m) for m in mask.cpu().numpy()]
-    fixed = _sq_dist(x1[..., 3:], x0[..., 3:]) if x0.shape[-1] > 3 else 0.0
+    fixed = _sq_dist(x1[..., d:], x0[..., d:]) if f > d else 0.0
     if groups0 is not None and groups1 is not None:
         _check_groups(groups0, groups1, mask)
         fixed = fixed + _CROSS_GROUP * (groups1[:, :, None] != groups0[:, None, :])
     perm = torch.arange(n, device=x0.device).expand(b, n)
-    rot = torch.eye(3, dtype=x0.dtype, device=x0.device).expand(b, 3, 3)
+    rot = torch.eye(d, dtype=x0.dtype, device=x0.device).expand(b, d, d)
     best = transport_cost(x0, x1, perm, rot)
     for _ in range(iterations):
-        cost = _sq_dist(x1[..., :3], x0[..., :3] @ rot.mT) + fixed
+        cost = _sq_dist(x1[..., :d], x0[..., :d] @ rot.mT) + fixed
         new_perm = torch.from_numpy(_assign(cost.cpu().double().numpy(), reals)).to(x0.device)
-        new_rot = kabsch(_gather(x0[..., :3], new_perm), x1[..., :3])
+        new_rot = kabsch(_gather(x0[..., :d], new_perm), x1[..., :d])
         # the permutation step alone never raises the cost; the rotation step may not help
         for cand in (rot, new_rot):
             value = transport_cost(x0, x1, new_perm, cand)
@@ -135,7 +137,8 @@ def align(
 
 
 def atom_mask(x_1: Tensor) -> Tensor:
-    """Real atoms of encoded states `(B, N, F)`: those with a non-zero type/charge block."""
+    """Real atoms of encoded states `(B, N, F)`: those with a non-zero type/charge block (a
+    state without such a block has none, and its noise is left as drawn)."""
     return (x_1[..., 3:] != 0).any(-1)
 
 
@@ -175,6 +178,6 @@ class EquivariantOT(Coupling):
         dtype = torch.promote_types(x_0.dtype, torch.float32)
         a, b = x_0.detach().to(dtype), x_1.detach().to(dtype)
         perm, rot = align(a, b, mask, iterations=self.iterations)
-        moved = _gather(a, perm)
-        moved = torch.cat([moved[..., :3] @ rot.mT, moved[..., 3:]], -1)
+        moved, d = _gather(a, perm), rot.shape[-1]
+        moved = torch.cat([moved[..., :d] @ rot.mT, moved[..., d:]], -1)
         return Coupled(torch.where(mask[..., None], moved, a).to(x_0.dtype), x_1)
