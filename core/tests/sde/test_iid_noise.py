@@ -16,6 +16,8 @@ from flowforge.solvers import reverse_sde
 from flowforge.solvers.ddim import DDIM
 from flowforge.solvers.reverse_sde import ReverseSDE, noise_state
 
+from .ddpm_reference import ddpm_chain
+
 F64 = torch.float64
 
 
@@ -49,13 +51,7 @@ def test_reverse_sde_with_iid_noise_is_ddpm_with_one_normal_per_step(block, mixt
         generator=torch.Generator().manual_seed(3),
     )  # fmt: skip
     normals = SeededNormals(seed_from(torch.Generator().manual_seed(3), "cpu"), (6, 2), F64)
-    for n in range(5):
-        t, t_prev = grid[n].expand(6), grid[n + 1].expand(6)
-        abar, abar_prev = path.alpha(t)[:, None] ** 2, path.alpha(t_prev)[:, None] ** 2
-        beta = 1 - abar / abar_prev
-        x0 = mixture.predict(x, t, path, "data")
-        mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * x) / (1 - abar)
-        x = mean + ((1 - abar_prev) / (1 - abar) * beta).sqrt() * normals.normals(n)
+    x = ddpm_chain(mixture, path, x, grid, normals.normals)
     torch.testing.assert_close(out, x, rtol=1e-10, atol=1e-10)
 
 

@@ -11,6 +11,8 @@ from flowforge.noise import BrownianTree, seed_from
 from flowforge.solvers.euler_maruyama import EulerMaruyama
 from flowforge.solvers.reverse_sde import ReverseSDE, diffusion_rate
 
+from .ddpm_reference import ddpm_chain
+
 F64 = torch.float64
 
 
@@ -26,14 +28,8 @@ def test_reverse_sde_at_eta_one_is_ddpm_ancestral_sampling(mixture):
     # The same Brownian path, rebuilt from the same generator.
     tree = BrownianTree(seed_from(torch.Generator().manual_seed(3), "cpu"), (6, 2), dtype=F64)
     w = [tree(t.expand(6)) for t in grid]
-    for n in range(5):
-        t, t_prev = grid[n].expand(6), grid[n + 1].expand(6)
-        abar, abar_prev = path.alpha(t)[:, None] ** 2, path.alpha(t_prev)[:, None] ** 2
-        beta = 1 - abar / abar_prev
-        x0 = mixture.predict(x, t, path, "data")
-        mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * x) / (1 - abar)
-        std = ((1 - abar_prev) / (1 - abar) * beta).sqrt()
-        x = mean + std * (w[n + 1] - w[n]) / (grid[n + 1] - grid[n]).sqrt()
+    z = [(w[n + 1] - w[n]) / (grid[n + 1] - grid[n]).sqrt() for n in range(5)]
+    x = ddpm_chain(mixture, path, x, grid, z.__getitem__)
     torch.testing.assert_close(out, x, rtol=1e-10, atol=1e-10)
 
 
