@@ -91,7 +91,9 @@ def word32(value: int) -> Tensor:
     wrapped into an int64 tensor and converted on every op, which at small sizes costs as much
     as the op (a CPU 0-d tensor also serves tensors on a GPU, as a scalar).
     """
-    return torch.tensor(signed32(value & MASK32), dtype=torch.int32)
+    # torch.full, not torch.tensor: made inside a sampling step (a new counter's word), it is
+    # a fill, not a copy of host data
+    return torch.full((), signed32(value & MASK32), dtype=torch.int32)
 
 
 _MUL_A, _MUL_B = word32(MUL_A), word32(MUL_B)
