@@ -22,7 +22,7 @@ from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge.training.weighting import loss_weight
 from flowforge_molecules.encoding import OneHotEncoding
-from flowforge_molecules.size_batches import SizeBatches, cut_width
+from flowforge_molecules.size_batches import SizeBatches, draw_rows
 
 
 class MoleculeObjective(Objective):
@@ -73,13 +73,8 @@ class MoleculeObjective(Objective):
         the whole batch)."""
         device = self.data.device
         rows = slice(None) if part is None else part
-        if self.sizes is None:
-            idx = torch.randint(0, self.data.shape[0], (n,), generator=generator, device=device)
-            x_1, mask = self.data[idx], self.mask[idx]
-        else:
-            idx = self.sizes.draw(n, generator)
-            cut = cut_width({"x": self.data[idx], "mask": self.mask[idx]})
-            x_1, mask = cut["x"], cut["mask"]
+        idx, drawn = draw_rows({"x": self.data, "mask": self.mask}, n, generator, self.sizes)
+        x_1, mask = drawn["x"], drawn["mask"]
         t = self.time_sampler.sample(n, self.path, generator=generator, like=x_1)[rows]
         x_0 = self.encoding.noise(mask, generator, x_1.dtype)[rows]
         x_1, mask = x_1[rows], mask[rows]

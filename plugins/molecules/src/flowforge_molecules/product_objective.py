@@ -31,7 +31,7 @@ from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge_molecules.objective import masked_error
 from flowforge_molecules.product import DISCRETE_KEYS, ProductEncoding, State
-from flowforge_molecules.size_batches import SizeBatches, cut_width
+from flowforge_molecules.size_batches import SizeBatches, draw_rows
 
 DiscreteLoss = Literal["elbo", "cross_entropy"]
 
@@ -86,13 +86,7 @@ class ProductObjective(Objective):
         """Indices, times, noise, discrete corruption and condition drops for all `n` samples,
         in that order, then the rows of `part`; the coupling pairs those rows among themselves."""
         rows = slice(None) if part is None else part
-        if self.sizes is None:
-            mask_all = self.data["mask"]
-            idx = torch.randint(0, len(mask_all), (n,), generator=generator, device=mask_all.device)
-            x_1 = {k: v[idx] for k, v in self.data.items()}
-        else:
-            idx = self.sizes.draw(n, generator)
-            x_1 = cut_width({k: v[idx] for k, v in self.data.items()})
+        idx, x_1 = draw_rows(self.data, n, generator, self.sizes)
         t = self.time_sampler.sample(
             n, self.pos_path, generator=generator, like=x_1["pos"], t_span=self.t_span
         )

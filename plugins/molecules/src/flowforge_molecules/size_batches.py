@@ -48,3 +48,16 @@ def cut_width(x: dict[str, Tensor]) -> dict[str, Tensor]:
     molecule's atoms; one host read of that width."""
     width = int(x["mask"].sum(1).max())
     return {k: v[:, :width] for k, v in x.items()}
+
+
+def draw_rows(
+    data: dict[str, Tensor], n: int, generator: torch.Generator, sizes: SizeBatches | None
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`(idx (n,), rows)`: `n` molecules drawn uniformly from `data` (with its atom `mask`),
+    or with `sizes`, one atom count per batch and the rows cut to that width."""
+    if sizes is None:
+        mask = data["mask"]
+        idx = torch.randint(0, len(mask), (n,), generator=generator, device=mask.device)
+        return idx, {k: v[idx] for k, v in data.items()}
+    idx = sizes.draw(n, generator)
+    return idx, cut_width({k: v[idx] for k, v in data.items()})
