@@ -63,6 +63,7 @@ from flowforge.solvers.exponential import (
     extrapolate_to_data,
     host_schedule,
     on_device,
+    shared_columns,
 )
 from flowforge.solvers.host_program import on_host
 
@@ -103,9 +104,10 @@ def step_factors(values: Tensor, x: Tensor) -> list[float] | Tensor:
     """Per-step numbers `values (S, B or 1)` of a solve of `x (B, ...)`: Python floats on the
     CPU when every sample shares the grid (a step then scales with `add_(alpha=...)`), else a
     `(S, B, 1, ...)` tensor in x's dtype on x's device."""
-    shared = values[:, :1]
-    if on_host(shared, x) and bool((values == shared).all()):
-        return shared[:, 0].tolist()
+    if on_host(values[:, :1], x):
+        shared = shared_columns(values)
+        if shared.shape[1] == 1:
+            return shared[:, 0].tolist()
     return on_device(values, x)
 
 
