@@ -8,7 +8,8 @@ and their first and last rows are exactly `t0` and `t1`.
 - `logsnr`: equal steps in log-SNR (DPM-Solver's "logSNR" schedule).
 - `edm`: Karras et al. (2022): equal steps in r^(1/7), r = sigma/alpha (the noise level of
   the equivalent variance-exploding path).
-- `auto`: the solver's `default_grid`, its recommended one.
+- `auto`: the path's `recommended_grid` where it declares one (`cond_ot`: `uniform`, for every
+  solver), else the solver's `default_grid` (diffusion paths: `vp_*`, `ve`, `edm`).
 
 Ends where the log-SNR is (nearly) infinite: a pure-noise start (alpha = 0) and an exact data
 end (sigma = 0) cannot be spaced in log-SNR. Such an end stays an extra grid point, and the
@@ -58,17 +59,26 @@ def _spaced_log_snr(path: AffinePath, t0: Tensor, t1: Tensor, steps: int) -> tup
     return lo, hi, frac.clamp(0.0, 1.0)
 
 
-def make_grid(
-    kind: str | Tensor, path: Path, t0: Tensor, t1: Tensor, steps: int, default: str
-) -> Tensor:
-    """The `(steps + 1, B)` grid from `t0 (B,)` to `t1 (B,)`; `default` resolves `auto`."""
-    if isinstance(kind, Tensor):
-        return _explicit(kind, t0, t1, steps)
+def resolve_grid(kind: str, path: Path, default: str) -> str:
+    """The named grid `kind` stands for: `auto` is the path's `recommended_grid`, else `default`
+    (the solver's `default_grid`); any other name is itself."""
     if kind not in GRIDS:
         raise InvalidArgumentError(
             f"unknown time_grid {kind!r}; use one of {', '.join(GRIDS)} or a tensor of times"
         )
-    kind = default if kind == "auto" else kind
+    if kind != "auto":
+        return kind
+    return path.recommended_grid or default
+
+
+def make_grid(
+    kind: str | Tensor, path: Path, t0: Tensor, t1: Tensor, steps: int, default: str
+) -> Tensor:
+    """The `(steps + 1, B)` grid from `t0 (B,)` to `t1 (B,)`; `auto` as `resolve_grid` says,
+    with `default` the solver's `default_grid`."""
+    if isinstance(kind, Tensor):
+        return _explicit(kind, t0, t1, steps)
+    kind = resolve_grid(kind, path, default)
     frac = _fractions(steps, t0)
     if kind == "uniform":
         grid = t0 + frac * (t1 - t0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -44,6 +45,10 @@ class PathSample:
 
 class Path(abc.ABC):
     """A probability path between a source (t=0) and the data (t=1)."""
+
+    # The grid `time_grid="auto"` takes on this path whatever the solver (a name of
+    # `flowforge.grids.GRIDS`); None: the solver's own `default_grid`.
+    recommended_grid: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def sample(self, x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
