@@ -291,9 +291,9 @@ class SampleSpec(Strict):
     batch_size: Annotated[int, Field(ge=1)] = 4096
     time_grid: str = Field(
         "auto",
-        description="auto (the solver's choice), uniform, logsnr, edm, or a grid saved by "
-        "`flowforge tune` (a .json file, relative to the working directory) for this solver "
-        "and nfe",
+        description="auto (the path's recommended grid, uniform on cond_ot; else the "
+        "solver's), uniform, logsnr, edm, or a grid saved by `flowforge tune` (a .json file, "
+        "relative to the working directory) for this solver and nfe",
         json_schema_extra={"anyOf": [{"enum": list(NAMED_GRIDS)}, {"pattern": r"\.json$"}]},
     )
     t_span: tuple[Time, Time] | None = Field(None, description="(t0, t1); default: the path's")

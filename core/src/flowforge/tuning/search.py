@@ -8,7 +8,8 @@ on the actual model to fit the sampler to it):
    fine-step solver (`reference_solver`, `reference_nfe` evaluations): `x_ref`.
 2. Parametrise the grid by unconstrained logits `theta (steps,)` of the step fractions:
    `t_i = t0 + (t1 - t0) * sum_{j < i} softmax(theta)_j`, which keeps every grid increasing with
-   exact end points. Start from `init_grid` (default: the solver's own `auto` grid).
+   exact end points. Start from `init_grid` (default: `auto`, the grid the solver samples
+   on by default on this path).
 3. Minimise the benchmark error `E = mean_p ||x_p(theta) - x_ref_p|| / sqrt(d)` by Adam,
    differentiating through the solver steps (the field must be differentiable in `x` and `t`;
    model weights are frozen during tuning). Each iteration costs exactly `nfe` batched field
