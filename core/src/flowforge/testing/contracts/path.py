@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from flowforge.grids import GRIDS
 from flowforge.paths import PREDICTIONS, AffinePath, Path
 from flowforge.testing.contracts.base import Contract
 from flowforge.testing.require import require
@@ -28,7 +29,8 @@ def interior_times(path: Path, n: int) -> Tensor:
 class PathContract(Contract):
     """Contract for `flowforge.paths.Path`; the affine tests skip for non-affine paths.
 
-    Checks: the default `t_span` lies in [0, 1]; `sample` keeps shapes and dtype for per-sample
+    Checks: the default `t_span` lies in [0, 1]; `recommended_grid` (what `time_grid="auto"`
+    takes on the path) is None or a named grid; `sample` keeps shapes and dtype for per-sample
     `t (B,)` and images `(B, C, H, W)`; for affine paths, `x_t = alpha x_1 + sigma x_0` and
     `dx_t = d_alpha x_1 + d_sigma x_0`, derivatives agree with central finite differences,
     log-SNR is `log(alpha^2 / sigma^2)`, increasing and inverted by `t_from_log_snr`, and
@@ -55,6 +57,14 @@ class PathContract(Contract):
     def test_t_span_in_unit_interval(self, component: Path):
         t0, t1 = component.t_span
         require(0.0 <= t0 < t1 <= 1.0, f"t_span {component.t_span} must satisfy 0 <= t0 < t1 <= 1")
+
+    def test_recommended_grid_is_a_named_grid(self, component: Path):
+        named = [g for g in GRIDS if g != "auto"]
+        require(
+            component.recommended_grid is None or component.recommended_grid in named,
+            f"recommended_grid {component.recommended_grid!r} must be None (the solver's "
+            f"default_grid) or one of {', '.join(named)}",
+        )
 
     def test_sample_keeps_shapes_and_dtype(self, component: Path, generator: torch.Generator):
         x_0, x_1, t = self._endpoints(component, generator, dtype=torch.float32)
