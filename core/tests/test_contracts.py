@@ -136,9 +136,9 @@ class DecreasingLogSNR(CondOT):
 class HiddenCalls(Euler):
     """Calls the model once more per step behind the driver's back."""
 
-    def rk_step(self, f, x, t0, t1):
+    def rk_step(self, f, x, t0, t1, *coefficients):
         f.field(x, t0)
-        return super().rk_step(f, x, t0, t1)
+        return super().rk_step(f, x, t0, t1, *coefficients)
 
 
 @dataclass(frozen=True)

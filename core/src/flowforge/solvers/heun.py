@@ -30,6 +30,9 @@ class Heun(ExplicitRK):
     def steps_for_nfe(self, nfe: int) -> int:
         return steps_from_nfe(self, nfe, 2, extra=-1)
 
+    def tableau(self, last: bool) -> tuple[Any, Any, Any]:
+        return (Euler.a, Euler.b, Euler.c) if last else (self.a, self.b, self.c)
+
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
     ) -> tuple[Tensor, Any]:

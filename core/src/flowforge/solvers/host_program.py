@@ -22,6 +22,7 @@ the ops of each and keeps the cheapest:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,18 +238,27 @@ def ring_program(program: list[HostStep], x: Tensor) -> tuple[list[RingStep], in
     return steps, size
 
 
+def weighted_sum(terms: tuple[tuple[int, float], ...], vectors: Sequence[Tensor]) -> Tensor:
+    """`sum(c * vectors[i] for i, c in terms)`, a new tensor, in one tensor op per term: a
+    multiply and in-place multiply-adds, or, where the first of several weights is exactly 1,
+    `torch.add` of the first two. No terms: zeros like `vectors[0]`."""
+    if not terms:
+        return torch.zeros_like(vectors[0])
+    (i, c), rest = terms[0], terms[1:]
+    if c == 1.0 and rest:
+        (j, d), rest = rest[0], rest[1:]
+        out = torch.add(vectors[i], vectors[j], alpha=d)
+    else:
+        out = vectors[i] * c
+    for j, d in rest:
+        out.add_(vectors[j], alpha=d)
+    return out
+
+
 def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[Tensor, tuple]:
     """One step of a kept or output program: `(x_next, kept)` from the state, output and kept
     vectors."""
-    vectors = (x, out, *kept)
-    terms = step.terms
-    if terms:
-        i, c = terms[0]
-        x_next = vectors[i] * c
-        for i, c in terms[1:]:
-            x_next.add_(vectors[i], alpha=c)
-    else:
-        x_next = torch.zeros_like(x)
+    x_next = weighted_sum(step.terms, (x, out, *kept))
     keep = step.keep
     if keep is None:
         new = ()
