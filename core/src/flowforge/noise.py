@@ -230,11 +230,16 @@ class SeededNormals:
         return self.keyed(counter_word(*counter))
 
 
-def counter_words(steps: int) -> Tensor:
+def counter_words(steps: int, per_step: int | None = None) -> Tensor:
     """`(steps,)` int32: the pre-shifted words of the draws numbered `0, 1, ..., steps - 1`
-    (`counter_word(n)` for each n; `SeededNormals.keyed` of row n is `normals(n)`)."""
+    (`counter_word(n)` for each n; `SeededNormals.keyed` of row n is `normals(n)`). With
+    `per_step`, `(steps * per_step,)`: those of the draws `(n, j)` for `j < per_step`, row
+    `n * per_step + j` (e.g. a sampler's Langevin iterations)."""
     n = torch.arange(steps, dtype=torch.int64)
-    return signed32(xorshift16(hash_words(DRAW_SALT, n)))
+    if per_step is None:
+        return signed32(xorshift16(hash_words(DRAW_SALT, n)))
+    j = torch.arange(per_step, dtype=torch.int64)
+    return signed32(xorshift16(hash_words(DRAW_SALT, n[:, None], j[None, :]))).reshape(-1)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ import torch
 import flowforge
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError
+from flowforge.field import Dynamics
 from flowforge.noise import SeededNormals
 from flowforge.solvers.predictor_corrector import (
     PredictorCorrector,
@@ -70,3 +71,38 @@ def test_norms_rule_uses_each_samples_own_norms():
     z = torch.tensor([[0.0, 5.0], [2.0, 0.0]])
     eps = snr_step_size(score, z, torch.ones(2), 0.5, "norms")
     torch.testing.assert_close(eps, torch.tensor([2 * (0.5 * 5 / 5) ** 2, 2 * (0.5 * 2) ** 2]))
+
+
+@pytest.mark.parametrize("noise", ["brownian_tree", "iid"])
+def test_langevin_normals_are_numbered_by_step_and_iteration(noise):
+    """The corrector's normals come in blocks of steps, each the draw `(step, iteration)`
+    that the noise source numbers so, bit for bit."""
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    grid = torch.linspace(0, 1, 6, dtype=torch.float64)[:, None].expand(6, 3)
+    solver = PredictorCorrector(n_corrector=2, noise=noise)
+    f = Dynamics(lambda x_t, t: x_t, registry.create("path", "cond_ot"), "velocity")
+    state = solver.init(f, x, grid, torch.Generator().manual_seed(0))
+    langevin = state.langevin
+    for step, j in [(0, 0), (0, 1), (3, 1), (4, 0)]:
+        z, langevin = langevin.draw(2 * step + j, grid[step])
+        assert torch.equal(z, state.predictor.noise.normals(step, j))
+
+
+@pytest.mark.parametrize("kind", ["velocity", "data", "noise", "score"])
+@pytest.mark.parametrize("path_name", ["cond_ot", "vp_cosine"])
+def test_corrector_coefficients_are_the_langevin_step(path_name, kind, mixture, monkeypatch):
+    """Rule "path": the per-step `(a, b, c)` of `x' = a x + b output + c z` give the solve
+    that `langevin_step` with the prediction's own score gives, up to rounding."""
+    path = registry.create("path", path_name)
+    x = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def solve():
+        return flowforge.sample(
+            mixture.field(path, kind), x, path=path, prediction=kind, nfe=24,
+            solver=PredictorCorrector(n_corrector=2, noise="iid"), t_span=(0.05, 0.95),
+            generator=torch.Generator().manual_seed(1),
+        )  # fmt: skip
+
+    fast = solve()
+    monkeypatch.setattr(PredictorCorrector, "corrector", lambda *args: None)
+    torch.testing.assert_close(fast, solve(), rtol=1e-12, atol=1e-12)

@@ -10,9 +10,20 @@ from pydantic import Field
 from torch import Tensor
 
 from flowforge.field import Dynamics
+from flowforge.noise import counter_words
 from flowforge.solvers.base import StepInfo
 from flowforge.solvers.euler_maruyama import EulerMaruyama
-from flowforge.solvers.reverse_sde import NoiseState, ReverseSDE, SDEState, StochasticSolver
+from flowforge.solvers.exponential import host_schedule
+from flowforge.solvers.reverse_sde import (
+    IID_BLOCK_ELEMENTS,
+    BrownianState,
+    IIDState,
+    NoiseState,
+    ReverseSDE,
+    SDEState,
+    StochasticSolver,
+    step_factors,
+)
 from flowforge.tensors import expand_like
 
 # Smallest score norm a Langevin step size is divided by (a zero score gives a finite step).
@@ -42,6 +53,19 @@ def snr_step_size(score: Tensor, z: Tensor, sigma: Tensor, snr: float, rule: Ste
     flat = (z.shape[0], -1)
     ratio = z.reshape(flat).norm(dim=1) / score.reshape(flat).norm(dim=1).clamp_min(MIN_NORM)
     return 2.0 * (snr * ratio) ** 2
+
+
+@dataclass(frozen=True)
+class PCState:
+    """The predictor's state; the Langevin normals, numbered `(step, iteration)` and made a
+    block of steps at a time (`IIDState` over `counter_words(steps, n_corrector)`: the same
+    numbers as `normals(step, iteration)`); with rule "path", per step `(a, b, c)` such that
+    a Langevin iteration is `a x + b output + c z` for the model's prediction kind
+    (`step_factors`: Python numbers on the CPU with a shared grid), else None."""
+
+    predictor: SDEState
+    langevin: IIDState
+    corrector: tuple | None
 
 
 @dataclass(frozen=True)
@@ -106,15 +130,56 @@ class PredictorCorrector(StochasticSolver):
             noise=self.noise,
         )  # fmt: skip
 
-    def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
-        return self.predictor_solver().start(f, x, grid, noise)
+    def start(
+        self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None
+    ) -> SDEState | PCState:
+        predictor = self.predictor_solver().start(f, x, grid, noise)
+        if not self.n_corrector:
+            return predictor
+        source = noise.tree.normals if isinstance(noise, BrownianState) else noise.source
+        words = counter_words(grid.shape[0] - 1, self.n_corrector).to(x.device)
+        langevin = IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
+        return PCState(predictor, langevin, self.corrector(f, x, grid))
+
+    def corrector(self, f: Dynamics, x: Tensor, grid: Tensor) -> tuple | None:
+        """Rule "path": per step `(a, b, c)` with the Langevin iteration at `t_n`
+        `x + eps score + sqrt(2 eps) z = a x + b output + c z`, `eps = 2 (snr sigma)^2` and
+        `score = -(p x + q output) / sigma` (the noise conversion of the prediction kind): a
+        step of the corrector is three tensor ops."""
+        if self.step_size != "path":
+            return None
+        s = host_schedule(f, grid)
+        sigma = s.sigma[:-1]
+        p, q = (v[:-1] for v in s.conversion("noise"))
+        eps = 2.0 * (self.snr * sigma) ** 2
+        a, b, c = 1.0 - eps * p / sigma, -eps * q / sigma, (2.0 * eps).sqrt()
+        return tuple(step_factors(v, x) for v in (a, b, c))
 
     def step(
-        self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
-    ) -> tuple[Tensor, SDEState]:
-        sigma = f.path.sigma(t0)
+        self,
+        f: Dynamics,
+        x: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        state: SDEState | PCState,
+        info: StepInfo,
+    ) -> tuple[Tensor, SDEState | PCState]:
+        if isinstance(state, SDEState):  # no corrector
+            return self.predictor_solver().step(f, x, t0, t1, state, info)
+        langevin, corrector = state.langevin, state.corrector
         for j in range(self.n_corrector):
-            score, z = f(x, t0).score, state.noise.normals(info.index, j)
-            eps = snr_step_size(score, z, sigma, self.snr, self.step_size)
-            x = langevin_step(x, score, z, eps)
-        return self.predictor_solver().step(f, x, t0, t1, state, info)
+            pred = f(x, t0)
+            z, langevin = langevin.draw(info.index * self.n_corrector + j, t0)
+            z = z.to(x.dtype)
+            if corrector is None or pred.kind != f.prediction:
+                score = pred.score
+                eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
+                x = langevin_step(x, score, z, eps)
+                continue
+            a, b, c = (v[info.index] for v in corrector)
+            if isinstance(a, float):
+                x = torch.mul(x, a).add_(pred.value, alpha=b).add_(z, alpha=c)
+            else:
+                x = torch.addcmul(x * a, b, pred.value).addcmul_(c, z)
+        x, inner = self.predictor_solver().step(f, x, t0, t1, state.predictor, info)
+        return x, PCState(inner, langevin, corrector)
