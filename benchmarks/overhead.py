@@ -9,7 +9,11 @@ trivial field's own call cost is subtracted, and microseconds per step = per NFE
 Stochastic samplers are measured with each noise source (`noise="brownian_tree"`, the default,
 and `noise="iid"`), next to k-diffusion's SDE samplers with its torchsde Brownian tree
 (`BrownianTreeNoiseSampler`) and with its default `randn_like` noise, on the same trivial field;
-a second table gives the ratios.
+a second table gives the ratios. The `noise[...]` rows time the noise alone, per step, as the
+samplers draw it (`reverse_sde.noise_state`: the tree's increment, a step of the blocked iid
+normals, which `predictor_corrector` also draws per Langevin iteration), and a third table
+splits each sampler's step into noise and the rest (the step's arithmetic and the driver's
+per-step work).
 
     .venv/bin/python benchmarks/overhead.py              # prints the tables, writes overhead.json
     .venv/bin/python benchmarks/overhead.py --clock cpu  # on a shared machine: thread CPU time
@@ -33,6 +37,7 @@ import flowforge
 from flowforge import registry
 from flowforge.solvers import SDE, Adaptive
 from flowforge.solvers.base import Discrete
+from flowforge.solvers.reverse_sde import noise_state
 
 BATCH, DIM, LOW, HIGH = 256, 16, 20, 60
 
@@ -147,6 +152,42 @@ def fm_runner(method: str, x, field: Trivial, per_step: int):
     return at, float(per_step)
 
 
+# The noise rows: how the stochastic samplers draw per step (module `reverse_sde`).
+NOISE_KINDS = {"brownian_tree": "the tree's increment", "iid": "a step of blocked iid normals"}
+
+
+def noise_runner(kind: str, x):
+    """The noise of a solve alone: `noise_state` of the samplers' default tree depth on a
+    uniform grid, one draw per step."""
+    depth = registry.create("solver", "reverse_sde").brownian_depth
+
+    def at(steps: int) -> Callable[[], int]:
+        grid = torch.linspace(0.0, 1.0, steps + 1, dtype=x.dtype)[:, None].expand(-1, x.shape[0])
+        times = grid.unbind(0)
+
+        def run() -> int:
+            state = noise_state(kind, x, grid, torch.Generator().manual_seed(0), depth)
+            for i in range(steps):
+                _, state = state.draw(i, times[i + 1])
+            return steps
+
+        return run
+
+    return at, 1.0
+
+
+def noise_per_step(name: str, suffix: str, noise: dict) -> float | None:
+    """The noise a step of sampler `name` (row suffix `suffix`) draws, in µs, from the noise
+    rows: its predictor's draw where eta > 0, and a step of blocked iid normals per Langevin
+    iteration (`n_corrector`)."""
+    solver = registry.create("solver", name, **NOISES[suffix][0])
+    kind = getattr(solver, "noise", None)
+    if kind is None or f"noise[{kind}]" not in noise:
+        return None
+    draws = noise[f"noise[{kind}]"] if solver.eta > 0 else 0.0
+    return draws + getattr(solver, "n_corrector", 0) * noise["noise[iid]"]
+
+
 def anchors(x, field):
     return {
         "diffusers.DDIM": ("diffusers", diffusers_runner("DDIMScheduler", x, field)),
@@ -174,7 +215,14 @@ def anchors(x, field):
 
 
 def measure(at, per_step: float, field: Trivial, call_cost: float, repeats: int) -> dict:
-    (t_lo, n_lo), (t_hi, n_hi) = best_time(at(LOW), repeats), best_time(at(HIGH), repeats)
+    """The slope between the two budgets; their runs alternate, so a busy spell of the machine
+    slows both alike instead of one (the minimum of each is kept)."""
+    runs, best, nfe = (at(LOW), at(HIGH)), [float("inf")] * 2, [0, 0]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            t, nfe[i] = best_time(run, 1)
+            best[i] = min(best[i], t)
+    (t_lo, t_hi), (n_lo, n_hi) = best, nfe
     per_nfe = (t_hi - t_lo) / (n_hi - n_lo) - call_cost
     return {"us_per_nfe": per_nfe * 1e6, "us_per_step": per_nfe * per_step * 1e6,
             "nfe_per_step": per_step, "nfe": [n_lo, n_hi]}  # fmt: skip
@@ -203,6 +251,18 @@ def sde_ratios(result: dict) -> list[list[str]]:
     return rows
 
 
+def noise_split(stochastic: list, result: dict, noise: dict) -> list[list[str]]:
+    """Rows `(sampler, total, noise, total - noise)` in µs per step on vp_cosine/data."""
+    rows = []
+    for name, suffix in stochastic:
+        drawn = noise_per_step(name, suffix, noise)
+        if drawn is not None:
+            total = result[f"ff.{name}{suffix}"]["vp_cosine/data"]["us_per_step"]
+            rows.append([f"ff.{name}{suffix}", f"{total:.1f}", f"{drawn:.1f}",
+                         f"{total - drawn:.1f}"])  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -222,13 +282,15 @@ def main() -> None:
     for _ in range(10000):
         field(x, None)
     call_cost = (clock() - start) / 10000
-    rows, result = [], {}
+    rows, result, stochastic = [], {}, []
     names = args.solvers or registry.names("solver")
     for name in names:
         solver = registry.create("solver", name)
         if isinstance(solver, Adaptive | Discrete):  # own loop; discrete states
             continue
         for suffix, (params, kind) in (NOISES if isinstance(solver, SDE) else ODE).items():
+            if isinstance(solver, SDE):
+                stochastic.append((name, suffix))
             kinds = [("cond_ot", "velocity"), ("vp_cosine", "data")]
             cells = {}
             for path, pred in kinds:
@@ -246,6 +308,15 @@ def main() -> None:
                     f"{v['nfe_per_step']:g}",
                 ]
             )
+    noise = {}
+    for kind in NOISE_KINDS if stochastic else ():
+        at, per_step = noise_runner(kind, x)
+        cell = measure(at, per_step, field, 0.0, args.repeats)
+        noise[f"noise[{kind}]"] = cell["us_per_step"]
+        result[f"ff.noise[{kind}]"] = {"us_per_step": cell["us_per_step"],
+                                       "draw": NOISE_KINDS[kind]}  # fmt: skip
+        rows.append([f"ff.noise[{kind}]", "flowforge (noise alone)", "",
+                     *[f"{cell['us_per_step']:.1f}"] * 2, "0"])  # fmt: skip
     if not args.no_anchors:
         for name, (library, (at, per_step)) in anchors(x, field).items():
             cell = measure(at, per_step, field, call_cost, args.repeats)
@@ -265,6 +336,11 @@ def main() -> None:
         print("\nSDE samplers, µs per step (flowforge on vp_cosine/data):")
         print(markdown(["k-diffusion", "flowforge", "k µs / step", "ff µs / step", "k / ff"],
                        ratios))  # fmt: skip
+    split = noise_split(stochastic, result, noise)
+    if split:
+        print("\nSDE samplers, µs per step on vp_cosine/data: noise and the rest (step arithmetic "
+              "and the driver's per-step work):")  # fmt: skip
+        print(markdown(["sampler", "total", "noise", "total - noise"], split))
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
             "call_cost_us": call_cost * 1e6, "clock": args.clock,
