@@ -513,13 +513,13 @@ def _remember(cache: OrderedDict, key: Hashable, value: Any) -> Any:
 
 
 def cached_weights(
-    solver: Solver, f: Dynamics, grid: Tensor, build: Callable[[Schedule], Tensor] | None = None
-) -> Tensor:
-    """`solver.weights` (or `build(schedule)`) of this grid on the host, computed once per
-    (solver, path, prediction kind, grid values): repeated solves (batches of a large sample
-    set, a sampling loop) skip the per-call weight computation (milliseconds for UniPC). Only
-    value-like solvers and paths (frozen dataclasses) are cached, and never a grid that carries
-    a gradient (tuning)."""
+    solver: Solver, f: Dynamics, grid: Tensor, build: Callable[[Schedule], Any] | None = None
+) -> Any:
+    """`solver.weights` (or `build(schedule)`, e.g. the RK methods' CPU programs) of this grid
+    on the host, computed once per (solver, path, prediction kind, grid values): repeated
+    solves (batches of a large sample set, a sampling loop) skip the per-call weight
+    computation (milliseconds for UniPC). Only value-like solvers and paths (frozen
+    dataclasses) are cached, and never a grid that carries a gradient (tuning)."""
     schedule = host_schedule(f, grid)
     table = None if build is None else build.__qualname__
     build = build or (lambda s: solver.weights(s).w)

@@ -8,8 +8,8 @@ combination of the vectors of the step so far, `(x, output_0, x_1, output_1, ...
 two forms: the tableau's, `x + h sum_j a_ij (p_j x_j + q_j output_j)`, or, with the earlier
 stage states substituted, one on `x` and the raw outputs only. A step takes the form with fewer
 tensor ops (a weight of exactly 1 rides in `torch.add`): at the benchmark's size an op costs
-microseconds whatever it computes (benchmarks/overhead.py), and the tensor form spends three
-more per stage on the step size and the conversion.
+microseconds whatever it computes (benchmarks/overhead.py), and the tensor form spends a few
+more per step on the step size and each stage's conversion.
 """
 
 from __future__ import annotations
