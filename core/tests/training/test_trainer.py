@@ -113,6 +113,21 @@ def test_rng_capture_restores_every_generator():
     assert np.array_equal(expected[2], got[2]) and expected[3] == got[3]
 
 
+@pytest.mark.gpu
+def test_rng_state_loaded_onto_the_gpu_restores():
+    """A checkpoint loaded with `map_location="cuda"` has its byte-tensor RNG states on the GPU;
+    restoring must still work (a resumed GPU run failed on exactly this)."""
+    gen = torch.Generator("cuda").manual_seed(1)
+    buf = io.BytesIO()
+    torch.save(rng.capture(gen), buf)
+    buf.seek(0)
+    state = torch.load(buf, map_location="cuda", weights_only=True)
+    expected = torch.rand(3, generator=gen, device="cuda")
+    gen.manual_seed(0)
+    rng.restore(gen, state)
+    assert torch.equal(torch.rand(3, generator=gen, device="cuda"), expected)
+
+
 def test_rng_state_of_another_device_is_a_clear_error():
     state = {**rng.capture(torch.Generator()), "generator_device": "cuda"}
     with pytest.raises(CheckpointError, match="--device cuda"):

@@ -60,24 +60,33 @@ def restore(gen: torch.Generator, state: dict[str, Any]) -> None:
             "a new run."
         )
     try:
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch"])
+        gen.set_state(_cpu(state["generator"]))
+        torch.set_rng_state(_cpu(state["torch"]))
         np_state = state["numpy"]
         np.random.set_state(
             {
                 "bit_generator": "MT19937",
-                "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+                "state": {
+                    "key": _cpu(np_state["key"]).numpy().astype(np.uint32),
+                    "pos": np_state["pos"],
+                },
                 "has_gauss": np_state["has_gauss"],
                 "gauss": np_state["gauss"],
             }
         )
         random.setstate(_as_tuple(state["python"]))
         if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
+            torch.cuda.set_rng_state_all([_cpu(s) for s in state["cuda"]])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(
             f"the checkpoint's RNG state is invalid ({type(err).__name__}: {err})"
         ) from None
+
+
+def _cpu(value: Any) -> Any:
+    """RNG states are CPU byte tensors, whatever device a checkpoint was loaded onto
+    (`torch.load(map_location="cuda")` moves them)."""
+    return value.cpu() if isinstance(value, torch.Tensor) else value
 
 
 def _as_tuple(value: Any) -> Any:
