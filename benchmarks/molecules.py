@@ -10,9 +10,14 @@ up; `--max-steps` caps the total), then samples `--samples` molecules at each `-
 the test split and sampling throughput, plus the training budget used. Prints a table and writes
 `benchmarks/molecules.json` (rewritten after each NFE, so a run cut short keeps its rows).
 
+Under `torchrun` the processes train data-parallel (the core Trainer's DDP, one GPU each):
+`--batch-size` is the global batch, every process stops after the same step, and the main process
+alone writes the checkpoint, samples, evaluates and prints while the others wait.
+
     python benchmarks/molecules.py --data qm9_fixture --train-seconds 30 --samples 64 \\
         --nfe 20 --hidden 32 --layers 2 --no-fcd                    # CPU smoke, about a minute
     python benchmarks/molecules.py --train-seconds 1500 --samples 10000   # GPU (see --help)
+    torchrun --standalone --nproc_per_node=4 benchmarks/molecules.py --batch-size 1024 ...
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.coupling import EquivariantOT
 from flowforge_molecules.encoding import OneHotEncoding
@@ -36,7 +43,7 @@ from flowforge_molecules.product_objective import ProductObjective
 from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.sampling import sample_molecules
 
-from flowforge import registry
+from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
@@ -61,7 +68,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=9)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="global batch: split evenly among the processes under torchrun",
+    )
     p.add_argument(
         "--lr",
         type=float,
@@ -91,7 +103,12 @@ def parse() -> argparse.Namespace:
         "docs/molecules.md: more stable atoms than 1,1,1 on CPU)",
     )
     p.add_argument("--precision", default="float32", choices=["float32", "bf16"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the network while training (default: on for cuda, off for cpu)",
+    )
     p.add_argument(
         "--size-batches",
         action=argparse.BooleanOptionalAction,
@@ -107,7 +124,11 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--sample-batch", type=int, default=1000)
-    p.add_argument("--nfe", default="20,50,100")
+    p.add_argument(
+        "--nfe",
+        default="20,50,100",
+        help="sampling budgets, comma-separated; '' trains only (then resume to evaluate)",
+    )
     p.add_argument("--solver", default="dpm_solver_pp")
     p.add_argument("--no-fcd", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -156,6 +177,7 @@ def train(args, dataset, enc, model, device) -> dict:
         checkpoint_every=10**9,
         log_every=100,
     )
+    # every process holds the same generator and draws the whole global batch (Trainer, DDP)
     trainer = Trainer(
         model, objective, config, generator=torch.Generator(device).manual_seed(args.seed)
     )
@@ -166,26 +188,37 @@ def train(args, dataset, enc, model, device) -> dict:
     if latest is not None:
         trainer.load_state_dict(latest)
         seconds_before = float(latest.get("train_seconds", 0.0))
-    start, losses, first = time.perf_counter(), [], trainer.step
-    while trainer.step < args.max_steps and time.perf_counter() - start < args.train_seconds:
-        trainer.train_step()
-        if trainer.step % 100 == 0:
-            loss = trainer.take_log()
-            losses.append(loss)
-            print(f"step {trainer.step}  loss {loss:.4f}", flush=True)
+    start, first = time.perf_counter(), trainer.step
+
+    def save(step: int) -> None:  # the main process only (Trainer.fit)
+        spent = seconds_before + time.perf_counter() - start
+        ckpts.save(step, {**trainer.state_dict(), "train_seconds": spent})
+
+    def log(record: dict) -> None:
+        if record["loss"] is not None:
+            print(f"step {record['step']}  loss {record['loss']:.4f}", flush=True)
+
+    # under torchrun the processes agree on the time budget every min(log_every, max_nonfinite)
+    # steps (Trainer.fit's `should_stop`, one collective), so all of them stop after one step
+    summary = trainer.fit(
+        on_log=log,
+        on_checkpoint=save,
+        should_stop=lambda: time.perf_counter() - start >= args.train_seconds,
+    )
     spent = time.perf_counter() - start
-    ckpts.save(trainer.step, {**trainer.state_dict(), "train_seconds": seconds_before + spent})
     model.load_state_dict(trainer.ema.state_dict())
     model.eval()
+    world = trainer.world
     return {
         "train_steps": trainer.step,
         "train_seconds_total": seconds_before + spent,
         "train_seconds_this_run": spent,
         "steps_per_second_this_run": (trainer.step - first) / spent,
         "batch_size": args.batch_size,
-        "last_loss": losses[-1] if losses else None,
+        "processes": world.size,
+        "last_loss": summary.loss,
         "device": str(device),
-        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
 
 
@@ -253,21 +286,58 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
 
 def main() -> None:
     args = parse()
-    device = torch.device(args.device)
-    torch.manual_seed(args.seed)
+    # under torchrun: the process group (NCCL, cuda:LOCAL_RANK each; gloo on the CPU)
+    with distributed.process_group(torch.device(args.device)) as device:
+        world = distributed.current()
+        if args.compile is None:
+            args.compile = device.type == "cuda"
+        torch.manual_seed(args.seed)
+        dataset = load_dataset(args, world)
+        # the charge vocabulary is the data's own (QM9 has 120 atoms of formal charge -2)
+        if args.state == "product":
+            enc = ProductEncoding(dataset.elements, CondOT(), args.discrete_path, dataset.charges)
+        else:
+            enc = OneHotEncoding(dataset.elements, charges=dataset.charges)
+        params = EGNNParams(hidden=args.hidden, layers=args.layers)
+        model = build_egnn(params, num_features=enc.num_features)
+        if isinstance(enc, ProductEncoding):
+            model = ProductField(model, *enc.num_states)
+        model = model.to(device)
+        budget = train(args, dataset, enc, model, device)
+        waiting = waiting_group(world)
+        if world.is_main:
+            report(args, dataset, enc, model, device, budget)
+        if waiting is not None:
+            dist.barrier(group=waiting)
+
+
+def load_dataset(args, world: distributed.World):
+    """The dataset, loaded by the main process first (a first QM9 load writes the cache)."""
     params = {"limit": args.limit} if args.data == "qm9" and args.limit else {}
-    dataset = registry.create("dataset", args.data, **params)
-    # the charge vocabulary is the data's own (QM9 has 120 atoms of formal charge -2)
-    if args.state == "product":
-        enc = ProductEncoding(dataset.elements, CondOT(), args.discrete_path, dataset.charges)
-    else:
-        enc = OneHotEncoding(dataset.elements, charges=dataset.charges)
-    params = EGNNParams(hidden=args.hidden, layers=args.layers)
-    model = build_egnn(params, num_features=enc.num_features)
-    if isinstance(enc, ProductEncoding):
-        model = ProductField(model, *enc.num_states)
-    model = model.to(device)
-    budget = train(args, dataset, enc, model, device)
+    dataset = None
+    for main_turn in (True, False):
+        if world.is_main == main_turn:
+            dataset = registry.create("dataset", args.data, **params)
+            dataset.molecules()
+        if world.active:
+            dist.barrier()
+    return dataset
+
+
+def waiting_group(world: distributed.World):
+    """A gloo group where the other processes wait for the main one's evaluation (None alone).
+
+    A wait on the NCCL group would be a collective that its watchdog aborts after 10 minutes,
+    and sampling 10,000 molecules at three NFE with FCD can take longer.
+    """
+    if not world.active:
+        return None
+    return dist.new_group(backend="gloo", timeout=timedelta(hours=12))
+
+
+def report(args, dataset, enc, model, device, budget: dict) -> None:
+    """Write the JSON with the training budget, then sample and evaluate at each NFE (the JSON
+    rewritten after each), and print the table."""
     rows = []
     result = {
         "config": vars(args),
@@ -278,14 +348,16 @@ def main() -> None:
             for k, v in ANCHORS.items()
         },
     }
-    for n in args.nfe.split(","):
-        rows.append(evaluate(args, dataset, enc, model, device, int(n)))
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    for n in (int(v) for v in args.nfe.split(",") if v.strip()):
+        rows.append(evaluate(args, dataset, enc, model, device, n))
         Path(args.out).write_text(json.dumps(result, indent=2))
-    label = f"flowforge EGNN {args.state} + eq-OT"
+    label = f"flowforge EGNN {args.state}{'' if args.no_ot else ' + eq-OT'}"
     print(
         f"\nQM9 ({args.data}), {args.samples} samples, solver {args.solver}"
         f"{' + ' + args.discrete_solver if args.state == 'product' else ''}; trained "
-        f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s"
+        f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s "
+        f"(this run: {budget['processes']} process(es), global batch {args.batch_size})"
     )
     head = (
         f"{'method':<34}{'NFE':>6}{'atom%':>8}{'mol%':>8}{'valid%':>8}{'VxU%':>8}"
