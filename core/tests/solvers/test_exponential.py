@@ -77,8 +77,7 @@ def _forced(form: str):
         if form == "kept":
             return host_program.HostProgram(host_program.kept_program(rows))
         if form == "ring":
-            return host_program.HostProgram(*host_program.ring_program(
-                host_program.kept_program(rows), x))  # fmt: skip
+            return host_program.HostProgram(host_program.ring_program(rows, x), len(rows[0]))
         steps = host_program.output_program(rows)
         return None if steps is None else host_program.HostProgram(steps)
 
@@ -121,15 +120,17 @@ def test_order_four_reads_each_earlier_node_once():
 
 @pytest.mark.parametrize(("name", "order"), [("ipndm", 4), ("deis", 3), ("unipc", 3)])
 def test_a_ring_step_costs_the_same_for_every_order(name, order):
-    """In the ring form a step writes its kept vector and reads all kept terms in one matrix
-    product: the solve's cost per step stays near four ops whatever the order, and the cheapest
-    program is at most that."""
+    """In the ring form a step copies its state and output into the rows of the oldest node
+    and takes the whole sum in one matrix product, whatever the order: cheaper than the kept
+    form's order + 2 ops, and the cheapest program costs at most that."""
     weights = _program_weights(name, order=order)
-    kept = host_program.kept_program(weights[..., 0].tolist())
-    ring, rows = host_program.ring_program(kept, torch.zeros(1, **F64))
-    assert rows <= 2 * order
-    per_step = sum(s.ops for s in ring) / len(ring)
-    assert per_step <= 3.5 + host_program.MM_COST / 2 < sum(s.ops for s in kept) / len(kept)
+    rows = weights[..., 0].tolist()
+    ring = host_program.ring_program(rows, torch.zeros(1, **F64))
+    assert all(s.weights.shape == (1, 2 * order) for s in ring)
+    per_step = 2 * host_program.COPY_COST + host_program.MM_COST
+    assert max(s.ops for s in ring) == per_step
+    kept = host_program.kept_program(rows)
+    assert per_step < sum(s.ops for s in kept) / len(kept)
     chosen = host_program.host_program(weights, torch.zeros(1, **F64))
     assert chosen.ops <= sum(s.ops for s in ring)
 

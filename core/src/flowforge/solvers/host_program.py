@@ -5,8 +5,8 @@ weights `(S, 2W, 1)` of a solve (module `exponential`: row n weighs the window
 `(x_n, output_n, x_{n-1}, output_{n-1}, ...)`) become Python numbers once, in `init`, and a step
 is a few tensor ops with those numbers baked in. At the benchmark's size (batch 256, d = 16) an
 op costs microseconds whatever it computes, so the form that needs the fewest ops wins
-(benchmarks/overhead.py). Three forms give the same sums up to rounding; `host_program` counts
-the ops of each and keeps the cheapest:
+(benchmarks/overhead.py). Three forms give the same sums up to rounding; `host_program` prices
+each (`COPY_COST`, `MM_COST`) and keeps the cheapest:
 
 - kept (`kept_program`): each node keeps what later rows read of it, one vector where they weigh
   it through one prediction form (`x_j + k output_j`, one multiply-add, as a multistep method
@@ -14,9 +14,9 @@ the ops of each and keeps the cheapest:
 - outputs (`output_program`): `x_{n+1} = a x_n + sum_j b_j output_j` over the last few raw
   outputs, which are kept by reference (no op), where such a short sum exists: singlestep
   methods (`dpm_solver`), whose stages restart from their step's start.
-- ring (`ring_program`): the kept vectors live in the rows of one `(R, numel)` buffer; a step
-  writes its own kept vector into a free row and takes every kept term in one matrix product:
-  about four ops whatever the order.
+- ring (`ring_program`): the window itself lives in the rows of one `(2W, numel)` buffer; a
+  step copies `x_n` and `output_n` into the rows of the oldest node and takes the whole sum in
+  one matrix product: two copies and a product whatever the order.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ PROPORTIONAL = 1e-13
 NEGLIGIBLE = 1e-12
 # Longest solve whose output program is searched (a dense `(S + 1)^2` table in `init`).
 OUTPUT_STEPS = 1024
-# A matrix product and the view of its result, in elementwise ops (measured at the benchmark's
-# size: both cost about as much as 1.5 multiply-adds).
-MM_COST = 1.5
+# A matrix product `(1, 2W) @ (2W, numel)` and the view of its result, and a copy, in in-place
+# multiply-adds (measured at the benchmark's size, W = 2-4: the product and its view about 2, a
+# copy about 0.6).
+MM_COST = 2.0
+COPY_COST = 0.6
 
 
 def on_host(weights: Tensor, x: Tensor) -> bool:
@@ -79,8 +81,14 @@ class HostStep:
 
     @property
     def ops(self) -> int:
-        """Tensor ops of the step: one per term, one for a combined kept vector."""
-        return max(len(self.terms), 1) + isinstance(self.keep, float)
+        """Tensor ops of the step: `weighted_sum`'s, one more for a combined kept vector."""
+        return sum_ops(self.terms) + isinstance(self.keep, float)
+
+
+def sum_ops(terms: tuple[tuple[int, float], ...]) -> int:
+    """Tensor ops of `weighted_sum(terms)`: one per term, less one where the first of several
+    weights is exactly 1."""
+    return max(len(terms) - (len(terms) > 1 and terms[0][1] == 1.0), 1)
 
 
 def _kept(pairs: list[tuple[float, float]]) -> str | float | None:
@@ -180,62 +188,36 @@ def output_program(rows: list[list[float]]) -> list[HostStep] | None:
 
 @dataclass(frozen=True, slots=True)
 class RingStep:
-    """One step of a ring program: `push` node n's kept vectors into rows of the ring
-    (`(row, what)`, what: "x", "output" or k for `x_n + k output_n`), then
-    `x_next = weights @ ring + x x_n + out output_n` (`weights (1, R)` in x's dtype, or None)."""
+    """One step of a ring program: copy `x_n` and `output_n` into ring rows `x_row` and
+    `out_row` (None: no row reads it), then `x_next = weights @ ring`, `weights (1, 2W)` in
+    x's dtype."""
 
-    push: tuple[tuple[int, str | float], ...]
-    weights: Tensor | None
-    x: float
-    out: float
+    x_row: int | None
+    out_row: int | None
+    weights: Tensor
 
     @property
     def ops(self) -> float:
-        direct = (self.x != 0.0) + (self.out != 0.0)
-        return len(self.push) + (MM_COST + direct if self.weights is not None else max(direct, 1))
+        return COPY_COST * ((self.x_row is not None) + (self.out_row is not None)) + MM_COST
 
 
-def ring_program(program: list[HostStep], x: Tensor) -> tuple[list[RingStep], int]:
-    """`program` (kept form) with its kept vectors in ring rows, and the number of rows: each
-    step writes what its node keeps into rows no kept vector occupies, then one matrix product
-    reads every kept term."""
-    live: list[int] = []  # the ring rows of the kept tuple, newest first
-    out = []
-    for step in program:
-        free = (r for r in range(len(live) + 2) if r not in live)
-        keep = step.keep
-        what = () if keep is None else ("x", "output") if keep == "both" else (keep,)
-        push = tuple((next(free), w) for w in what)
-        weights: dict[int, float] = {}
-        a = b = 0.0
-        for i, c in step.terms:
-            if i >= 2:
-                weights[live[i - 2]] = weights.get(live[i - 2], 0.0) + c
-            elif i == 0:
-                a = c
-            else:
-                b = c
-        # The pushed vectors carry the x and output terms where they can.
-        for row, w in push:
-            if w == "x":
-                weights[row], a = a, 0.0
-            elif w == "output":
-                weights[row], b = b, 0.0
-            elif a != 0.0:
-                weights[row], a, b = a, 0.0, b - a * w
-        weights = {r: c for r, c in weights.items() if c != 0.0}
-        live = [r for r, _ in push] + live[: step.carry]
-        out.append((push, weights, a, b))
-    size = max((r + 1 for push, weights, _, _ in out for r in [*weights, *dict(push)]), default=1)
-    steps = []
-    for push, weights, a, b in out:
-        row = None
-        if weights:
-            row = torch.zeros(1, size, dtype=x.dtype)
-            for r, c in weights.items():
-                row[0, r] = c
-        steps.append(RingStep(push, row, a, b))
-    return steps, size
+def ring_program(rows: list[list[float]], x: Tensor) -> list[RingStep]:
+    """The weight rows `(S, 2W)` on a ring of the window: node n's `x` and output in rows
+    `2 (n mod W)` and `2 (n mod W) + 1`, which node n - W held before."""
+    steps, width = len(rows), len(rows[0]) // 2
+    program = []
+    for n in range(steps):
+        weights = torch.zeros(1, 2 * width, dtype=x.dtype)
+        for e, c in enumerate(rows[n]):
+            if c != 0.0 and n - e // 2 >= 0:
+                weights[0, 2 * ((n - e // 2) % width) + e % 2] = c
+        # node n is read by rows n .. n + W - 1, at entries 2 (m - n) and 2 (m - n) + 1
+        later = [rows[m][2 * (m - n) : 2 * (m - n) + 2] for m in range(n, min(n + width, steps))]
+        slot = 2 * (n % width)
+        x_row = slot if any(a != 0.0 for a, _ in later) else None
+        out_row = slot + 1 if any(b != 0.0 for _, b in later) else None
+        program.append(RingStep(x_row, out_row, weights))
+    return program
 
 
 def weighted_sum(terms: tuple[tuple[int, float], ...], vectors: Sequence[Tensor]) -> Tensor:
@@ -274,26 +256,12 @@ def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[
 
 
 def run_ring_step(step: RingStep, x: Tensor, out: Tensor, ring: Tensor, rows: list) -> Tensor:
-    """One step of a ring program on the solve's `ring (R, numel)` and its rows shaped as x."""
-    for row, what in step.push:
-        if what == "x":
-            rows[row].copy_(x)
-        elif what == "output":
-            rows[row].copy_(out)
-        else:
-            torch.add(x, out, alpha=what, out=rows[row])
-    if step.weights is not None:
-        x_next = torch.mm(step.weights, ring).view_as(x)
-    elif step.x != 0.0:
-        x_next = x * step.x
-        return x_next.add_(out, alpha=step.out) if step.out != 0.0 else x_next
-    else:
-        return out * step.out
-    if step.out != 0.0:
-        x_next.add_(out, alpha=step.out)
-    if step.x != 0.0:
-        x_next.add_(x, alpha=step.x)
-    return x_next
+    """One step of a ring program on the solve's `ring (2W, numel)` and its rows shaped as x."""
+    if step.x_row is not None:
+        rows[step.x_row].copy_(x)
+    if step.out_row is not None:
+        rows[step.out_row].copy_(out)
+    return torch.mm(step.weights, ring).view_as(x)
 
 
 class HostProgram:
@@ -326,8 +294,7 @@ def host_program(weights: Tensor, x: Tensor) -> HostProgram | None:
     if not on_host(weights, x):
         return None
     rows = weights[..., 0].tolist()
-    kept = kept_program(rows)
-    candidates = [HostProgram(kept), HostProgram(*ring_program(kept, x))]
+    candidates = [HostProgram(kept_program(rows)), HostProgram(ring_program(rows, x), len(rows[0]))]
     outputs = output_program(rows)
     if outputs is not None:
         candidates.append(HostProgram(outputs))
