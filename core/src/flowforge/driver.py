@@ -290,7 +290,7 @@ def run_steps(
     population = _population_hooks(list(f.guidance))
     log_weights = x.new_zeros(x.shape[0]) if population else None
     f.begin()
-    traj, sums = [x], []
+    traj, sums, sum_dtype = [x], [], _sum_dtype(x)
     for i in range(steps):
         f.step = StepInfo(i, steps, generator)
         x, state = solver.step(f, x, times[i], times[i + 1], state, f.step)
@@ -298,7 +298,7 @@ def run_steps(
             x = g.after_step(x, times[i + 1], f)
         for g in population:
             x, log_weights = g.on_population(x, log_weights, times[i + 1], f)
-        sums.append(x.sum(dtype=_sum_dtype(x)))
+        sums.append(x.sum(dtype=sum_dtype))
         if keep:
             traj.append(x)
     return x, torch.stack(traj) if keep else None, _first_false(torch.isfinite(torch.stack(sums)))
