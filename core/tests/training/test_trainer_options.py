@@ -3,6 +3,7 @@ no host sync per step, compile."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -71,6 +72,27 @@ def test_accumulation_gradient_matches_within_float_rounding():
         trainer._backward(batch)
         grads.append(torch.cat([p.grad.flatten() for p in trainer.params]))
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_are_released_after_the_next_forward_pass():
+    """A step's gradients live until the next step's first forward pass is done (so the new
+    gradients reuse their memory: `Trainer._backward`), then are replaced, not accumulated."""
+    trainer = _trainer(grad_accumulation=2)
+    seen = []
+    trainer.model.register_forward_pre_hook(
+        lambda module, args: seen.append([p.grad for p in trainer.params])
+    )
+    trainer.train_step()
+    first = [p.grad for p in trainer.params]
+    state = copy.deepcopy(trainer.state_dict())
+    trainer.train_step()
+    assert all(g is None for g in seen[0])  # the first step's first micro-batch
+    assert all(g is f for g, f in zip(seen[2], first, strict=True))  # alive in the next forward
+    resumed = _trainer(grad_accumulation=2)
+    resumed.load_state_dict(state)
+    resumed.train_step()  # starts without gradients
+    for p, q in zip(trainer.params, resumed.params, strict=True):
+        assert torch.equal(p.grad, q.grad)
 
 
 def test_split_batch_keeps_order_and_checks_sizes():

@@ -159,7 +159,6 @@ class Trainer:
         """One optimizer step on one batch; a non-finite step is skipped (on the device)."""
         batch = self.draw_batch()
         self.step += 1
-        self.optimizer.zero_grad(set_to_none=True)
         loss = self.world.mean_(self._backward(batch))
         # The gradient of the whole batch is complete here (DDP averaged it across processes
         # in the last micro-batch's backward pass), so clipping sees the global gradient.
@@ -176,6 +175,13 @@ class Trainer:
     def _backward(self, batch: Batch) -> Tensor:
         """Backpropagate the mean loss of `batch` micro-batch by micro-batch; returns it (0-d).
 
+        The previous step's gradients are released after the first forward pass, just before
+        the first backward pass (as in a plain `loss = ...; opt.zero_grad(); loss.backward()`
+        loop), so the new gradients take over their blocks. Released before the forward pass,
+        they leave on the CPU a free block at the top of glibc's heap that is trimmed and grown
+        again every few steps: hundreds of page faults per step, paid inside the matrix
+        products' first writes to their outputs.
+
         Data-parallel: gradients are averaged across processes only in the last micro-batch's
         backward pass (DDP's `no_sync` before it), so accumulation costs one exchange per step.
         """
@@ -186,6 +192,8 @@ class Trainer:
             last = i == len(micros) - 1
             with contextlib.nullcontext() if self.ddp is None or last else self.ddp.no_sync():
                 part = self.objective.loss(self.network, micro).sum() / size
+                if i == 0:
+                    self.optimizer.zero_grad(set_to_none=True)
                 part.backward()
             total = part.detach() if total is None else total + part.detach()
         return total
