@@ -61,11 +61,13 @@ class PCState:
     block of steps at a time (`IIDState` over `counter_words(steps, n_corrector)`: the same
     numbers as `normals(step, iteration)`); with rule "path", per step `(a, b, c)` such that
     a Langevin iteration is `a x + b output + c z` for the model's prediction kind
-    (`step_factors`: Python numbers on the CPU with a shared grid), else None."""
+    (`step_factors`: Python numbers on the CPU with a shared grid), else None; `solver` the
+    predictor (`predictor_solver`, made once per solve, not per step)."""
 
     predictor: SDEState
     langevin: IIDState
     corrector: tuple | None
+    solver: ReverseSDE | EulerMaruyama
 
 
 @dataclass(frozen=True)
@@ -133,13 +135,14 @@ class PredictorCorrector(StochasticSolver):
     def start(
         self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None
     ) -> SDEState | PCState:
-        predictor = self.predictor_solver().start(f, x, grid, noise)
+        solver = self.predictor_solver()
+        predictor = solver.start(f, x, grid, noise)
         if not self.n_corrector:
             return predictor
         source = noise.tree.normals if isinstance(noise, BrownianState) else noise.source
         words = counter_words(grid.shape[0] - 1, self.n_corrector).to(x.device)
         langevin = IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
-        return PCState(predictor, langevin, self.corrector(f, x, grid))
+        return PCState(predictor, langevin, self.corrector(f, x, grid), solver)
 
     def corrector(self, f: Dynamics, x: Tensor, grid: Tensor) -> tuple | None:
         """Rule "path": per step `(a, b, c)` with the Langevin iteration at `t_n`
@@ -170,7 +173,8 @@ class PredictorCorrector(StochasticSolver):
         for j in range(self.n_corrector):
             pred = f(x, t0)
             z, langevin = langevin.draw(info.index * self.n_corrector + j, t0)
-            z = z.to(x.dtype)
+            if z.dtype != x.dtype:  # the tree's float64 normals for another state dtype
+                z = z.to(x.dtype)
             if corrector is None or pred.kind != f.prediction:
                 score = pred.score
                 eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
@@ -181,5 +185,5 @@ class PredictorCorrector(StochasticSolver):
                 x = torch.mul(x, a).add_(pred.value, alpha=b).add_(z, alpha=c)
             else:
                 x = torch.addcmul(x * a, b, pred.value).addcmul_(c, z)
-        x, inner = self.predictor_solver().step(f, x, t0, t1, state.predictor, info)
-        return x, PCState(inner, langevin, corrector)
+        x, inner = state.solver.step(f, x, t0, t1, state.predictor, info)
+        return x, PCState(inner, langevin, corrector, state.solver)

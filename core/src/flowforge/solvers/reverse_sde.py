@@ -138,23 +138,24 @@ class IIDState:
     (`SeededNormals.normals(step)`), reproducible and batch-independent, but another path for
     another step count (unlike the Brownian tree).
 
-    Made `per_block` steps at a time (`block`, from step `start`): a small state pays the
-    tensor ops of a draw once per block instead of once per step. `words (S,)`: the steps'
-    counter words on the device (`counter_words`).
+    Made `per_block` steps at a time (`block`, from step `start`, unbound into its rows once:
+    a tuple lookup per step, not a tensor index): a small state pays the tensor ops of a draw
+    once per block instead of once per step. `words (S,)`: the steps' counter words on the
+    device (`counter_words`).
     """
 
     source: SeededNormals
     words: Tensor
     per_block: int
-    block: Tensor | None = None
+    block: tuple[Tensor, ...] = ()
     start: int = 0
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, IIDState]:
         """Step `index`'s unit-variance noise `(B, ...)`."""
         state = self
-        if self.block is None or not self.start <= index < self.start + self.block.shape[0]:
+        if not self.start <= index < self.start + len(self.block):
             words = self.words[index : index + self.per_block, None]
-            block = self.source.keyed(words)
+            block = self.source.keyed(words).unbind(0)
             state = IIDState(self.source, self.words, self.per_block, block, index)
         return state.block[index - state.start], state
 
