@@ -150,3 +150,36 @@ def test_guard_allows_ordinary_tensor_code():
         z = torch.full_like(y, 2.0) * y.clamp(min=0.1) + torch.zeros(3).to(x)
         w = x[:, torch.arange(2)] @ torch.ones(2, 1, dtype=x.dtype)
     assert z.shape == (3,) and w.shape == (8, 1)
+
+
+def test_cpu_only_blocks_may_read_and_the_guard_resumes_after_them():
+    from flowforge.graph.host_sync import cpu_only
+
+    x = torch.randn(8, 3)
+    with forbid_host_sync():
+        with cpu_only():
+            values = (float(x[0, 0]), x[:2].tolist(), bool((x == x).all()))
+        with pytest.raises(InvalidArgumentError, match="host synchronisation"):
+            float(x[0, 0])
+    assert values[2] and len(values[1]) == 2
+
+
+def test_a_distillation_style_per_sample_rk4_solve_never_syncs():
+    """rk4's CPU programs read the grid (CPU only); a solve with per-sample times, as a
+    distillation teacher makes them, must still pass the guard."""
+    target = GaussianMixture(torch.tensor([[-2.0], [2.0]], dtype=torch.float64), 0.5)
+    path = registry.create("path", "cond_ot")
+    x = torch.randn(16, 1, dtype=torch.float64)
+    s, u = torch.rand(16, dtype=torch.float64) * 0.5, torch.full((16,), 0.9, dtype=torch.float64)
+    with forbid_host_sync():
+        out = flowforge.sample(
+            target.field(path, "velocity"),
+            x,
+            path=path,
+            prediction="velocity",
+            solver="rk4",
+            nfe=8,
+            t_span=(s, u),
+            check_finite=False,
+        )
+    assert torch.isfinite(out).all()

@@ -59,6 +59,8 @@ _SYNC_OPS = {
     "to the device through pageable memory (use Python scalars, torch.full or full_like)",
 }
 _MASK_INDEX_OPS = {_aten.index.Tensor, _aten.index_put.default, _aten.index_put_.default}
+# depth of `cpu_only` blocks: their host reads are of CPU data by construction, never a sync
+_cpu_only_depth = 0
 
 
 def _fail(what: str) -> None:
@@ -76,6 +78,8 @@ def _to_host(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 class _HostReadFunctions(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _cpu_only_depth:
+            return func(*args, **kwargs)
         if func in _HOST_METHODS:
             _fail(_HOST_METHODS[func])
         if func is Tensor.to and _to_host(args, kwargs):
@@ -86,6 +90,8 @@ class _HostReadFunctions(TorchFunctionMode):
 class _HostReadOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if _cpu_only_depth:
+            return func(*args, **kwargs)
         if func in _SYNC_OPS:
             _fail(f"{func.name()} {_SYNC_OPS[func]}")
         if func in _MASK_INDEX_OPS and any(
@@ -104,3 +110,16 @@ def forbid_host_sync() -> Iterator[None]:
     """
     with _HostReadFunctions(), _HostReadOps():
         yield
+
+
+@contextmanager
+def cpu_only() -> Iterator[None]:
+    """Mark a block that runs only when its tensors are on the CPU (a CPU fast path, taken after
+    a `device.type == "cpu"` test): its host reads cannot stall a GPU, so the guard lets them
+    through. Never wrap code that also runs on a GPU."""
+    global _cpu_only_depth
+    _cpu_only_depth += 1
+    try:
+        yield
+    finally:
+        _cpu_only_depth -= 1

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from flowforge.field import Dynamics
+from flowforge.graph.host_sync import cpu_only
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
 from flowforge.solvers.exponential import Schedule, cached_weights, on_device, shared_columns
@@ -32,7 +33,8 @@ class ExplicitRK(Solver, ODE):
         `rk_program`); else, for a model that does not predict velocity,
         `velocity_coefficients` of every stage."""
         if x.device.type == "cpu" and not grid.requires_grad:
-            programs = cached_weights(self, f, grid, self.host_programs)
+            with cpu_only():  # reads the grid on the host: no sync on the CPU
+                programs = cached_weights(self, f, grid, self.host_programs)
             if programs is not None:
                 return host_steps(programs, grid)
         if f.prediction == "velocity":
