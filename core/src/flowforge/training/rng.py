@@ -84,8 +84,8 @@ def restore(gen: torch.Generator, state: dict[str, Any]) -> None:
 
 
 def _cpu(value: Any) -> Any:
-    """RNG states are CPU byte tensors, whatever device a checkpoint was loaded onto
-    (`torch.load(map_location="cuda")` moves them)."""
+    """RNG states are CPU byte tensors, whatever device a checkpoint was loaded onto (a
+    `map_location` of "cuda" moves them there)."""
     return value.cpu() if isinstance(value, torch.Tensor) else value
 
 
