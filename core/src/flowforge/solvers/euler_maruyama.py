@@ -12,6 +12,7 @@ from torch import Tensor
 from flowforge.field import Dynamics
 from flowforge.solvers.base import StepInfo
 from flowforge.solvers.euler import Euler
+from flowforge.solvers.explicit_rk import stage_conversions
 from flowforge.solvers.exponential import host_schedule
 from flowforge.solvers.reverse_sde import (
     Diffusion,
@@ -66,14 +67,14 @@ class EulerMaruyama(StochasticSolver):
         shares the grid, else `(S, B, 1, ...)` tensors."""
         s = host_schedule(f, grid)
         t, dt = s.t[:-1], s.t[1:] - s.t[:-1]
-        (p_data, q_data), (p_noise, q_noise) = s.conversion("data"), s.conversion("noise")
+        p_noise, q_noise = (v[:-1] for v in s.conversion("noise"))
+        velocity = stage_conversions(f.path, f.prediction, s.t, (0.0,))[:, 0]  # (S, 2, B)
         sigma = s.sigma[:-1]
-        d_alpha, d_sigma = f.path.d_alpha(t).to(t.dtype), f.path.d_sigma(t).to(t.dtype)
         g2_half = self.eta * sigma**2 * diffusion_rate(f.path, t, self.diffusion).to(t.dtype)
-        # velocity = alpha' D + sigma' N, score = -N / sigma; drift = v + sgn(dt) g^2/2 score.
+        # score = -N / sigma; drift = velocity + sgn(dt) g^2/2 score.
         pull = dt.abs() * g2_half / sigma
-        a = 1 + dt * (d_alpha * p_data[:-1] + d_sigma * p_noise[:-1]) - pull * p_noise[:-1]
-        b = dt * (d_alpha * q_data[:-1] + d_sigma * q_noise[:-1]) - pull * q_noise[:-1]
+        a = 1 + dt * velocity[:, 0] - pull * p_noise
+        b = dt * velocity[:, 1] - pull * q_noise
         c = (2.0 * g2_half * dt.abs()).sqrt()
         return tuple(step_factors(v, x) for v in (a, b, c))
 
