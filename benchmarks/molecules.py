@@ -110,6 +110,12 @@ def parse() -> argparse.Namespace:
         help="torch.compile the network while training (default: on for cuda, off for cpu)",
     )
     p.add_argument(
+        "--draw-ahead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CUDA: draw (and OT-pair) the next batch on a side stream while a step runs",
+    )
+    p.add_argument(
         "--size-batches",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -174,6 +180,7 @@ def train(args, dataset, enc, model, device) -> dict:
         grad_clip=args.grad_clip or None,
         precision=args.precision,
         compile=args.compile,
+        draw_ahead=args.draw_ahead,
         checkpoint_every=10**9,
         log_every=100,
     )

@@ -128,6 +128,47 @@ def test_rng_state_loaded_onto_the_gpu_restores():
     assert torch.equal(torch.rand(3, generator=gen, device="cuda"), expected)
 
 
+def _cuda_trainer(steps=30, seed=0, **cfg):
+    """A CUDA trainer whose draw pairs by Sinkhorn (device work inside the draw)."""
+    torch.manual_seed(seed)
+    settings = dict(batch_size=64, lr=1e-2, ema_decay=0.9, checkpoint_every=10, log_every=5)
+    config = TrainSpec(
+        steps=steps, coupling={"name": "sinkhorn", "params": {"eps": 0.1}}, **settings, **cfg
+    )
+    objective = Regression.from_spec(CondOT(), "velocity", DATA.cuda(), config)
+    gen = torch.Generator("cuda").manual_seed(seed)
+    return Trainer(MLP(2, 32, 2, 8).cuda(), objective, config, generator=gen)
+
+
+@pytest.mark.gpu
+def test_drawing_ahead_trains_on_the_same_batches():
+    """The batch drawn on the side stream is the one the step would draw itself: same weights,
+    EMA, optimizer state and generator after training, bit for bit."""
+    ahead, inline = _cuda_trainer(draw_ahead=True), _cuda_trainer(draw_ahead=False)
+    ahead.fit()
+    inline.fit()
+    assert ahead._side is not None and inline._side is None
+    _assert_same(ahead, inline)
+
+
+@pytest.mark.gpu
+def test_resume_with_drawing_ahead_is_bit_exact():
+    """A checkpoint taken while a batch is drawn ahead holds the generator from before that
+    draw: the resumed run draws it again and ends where an uninterrupted run ends."""
+    straight = _cuda_trainer()
+    straight.fit()
+    first, saved = _cuda_trainer(), {}
+    first.fit(
+        on_checkpoint=lambda step: saved.setdefault(step, _through_disk(first.state_dict())),
+        should_stop=lambda: first.step >= 20,
+    )
+    assert first._ahead is not None
+    second = _cuda_trainer(seed=77)
+    second.load_state_dict(saved[20])
+    second.fit()
+    _assert_same(straight, second)
+
+
 def test_rng_state_of_another_device_is_a_clear_error():
     state = {**rng.capture(torch.Generator()), "generator_device": "cuda"}
     with pytest.raises(CheckpointError, match="--device cuda"):

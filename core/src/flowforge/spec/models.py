@@ -185,6 +185,12 @@ class TrainSpec(Strict):
         "supported); weights, optimizer and loss stay float32",
     )
     compile: bool = Field(False, description="run the network through torch.compile")
+    draw_ahead: bool = Field(
+        True,
+        description="CUDA: draw the next step's batch on a side stream while this step runs, "
+        "so the draw's host work (e.g. an OT coupling's assignments) overlaps the GPU's; the "
+        "batches and checkpoints are those of drawing each batch in its own step",
+    )
     self_condition: bool = Field(
         False,
         description="self-conditioning (Chen et al. 2022): with probability 1/2 the model also "

@@ -37,7 +37,10 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """The random inputs of one step's `n` samples, drawn from `generator`; with `part`,
-        only those rows; `generator` advances alike for every part of one size."""
+        only those rows; `generator` advances alike for every part of one size.
+
+        A draw must not read the model being trained: on CUDA the trainer draws the next
+        step's batch while the current step still runs (`train.draw_ahead`)."""
 
     @abc.abstractmethod
     def loss(self, network: Network, batch: Batch) -> Tensor:

@@ -14,6 +14,12 @@ EMA, which averages them in after every step, stays finite without a mask of its
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
 
+Drawing ahead (CUDA, `train.draw_ahead`): once a step's kernels are queued, the next step's
+batch is drawn on a side stream, so host work inside a draw (an OT coupling's assignments, its
+host reads) runs while the GPU trains instead of between steps. The generator advances in the
+same order, so the batches are the same; a checkpoint holds the generator's state from before
+the batch drawn ahead, which a resumed run draws again.
+
 Data-parallel (`torchrun`, or any initialised process group: `flowforge.distributed`): every
 process draws the same whole batch from an identical generator and keeps its own rows
 (`Objective.draw(part=...)`), the model is wrapped in `DistributedDataParallel`, which averages
@@ -48,6 +54,14 @@ from flowforge.training.objective import Batch, Objective, split_batch
 
 # Device-side counters, one float64 vector so that reading them is one host transfer.
 _LOSS_SUM, _LOSS_STEPS, _NONFINITE, _STREAK = range(4)
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A batch drawn before its step, and the trainer generator's state before that draw."""
+
+    before: Tensor
+    batch: Batch
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,10 @@ class Trainer:
             const, dtype=torch.float64, device=self.device
         )
         self._found_inf = torch.zeros((), dtype=torch.float32, device=self.device)
+        use_side = config.draw_ahead and self.device.type == "cuda"
+        self._side = torch.cuda.Stream(self.device) if use_side else None
+        self._side_waited = False
+        self._ahead: _Ahead | None = None
 
     def _part(self, config: TrainSpec) -> slice | None:
         """This process's rows of the global batch (None: all of them, one process)."""
@@ -155,9 +173,37 @@ class Trainer:
             return self.objective.draw(self.config.batch_size, self.generator)
         return self.objective.draw(self.config.batch_size, self.generator, part=self.part)
 
+    def _take_batch(self) -> Batch:
+        """This step's batch: the one drawn ahead on the side stream (made visible to the
+        current stream, its memory kept until this stream is done with it), else drawn now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return self.draw_batch()
+        current = torch.cuda.current_stream(self.device)
+        current.wait_stream(self._side)
+        for value in ahead.batch.values():
+            if isinstance(value, Tensor):
+                value.record_stream(current)
+        return ahead.batch
+
+    def _draw_next(self) -> None:
+        """Draw the next step's batch on the side stream (CUDA with `train.draw_ahead`).
+
+        The side stream waits for the current one only the first time, for tensors made
+        before training (an objective's data); draws never read the trained model.
+        """
+        if self._side is None or self.step >= self.span[1]:
+            return
+        if not self._side_waited:
+            self._side.wait_stream(torch.cuda.current_stream(self.device))
+            self._side_waited = True
+        before = self.generator.get_state()
+        with torch.cuda.stream(self._side):
+            self._ahead = _Ahead(before, self.draw_batch())
+
     def train_step(self) -> None:
         """One optimizer step on one batch; a non-finite step is skipped (on the device)."""
-        batch = self.draw_batch()
+        batch = self._take_batch()
         self.step += 1
         loss = self.world.mean_(self._backward(batch))
         # The gradient of the whole batch is complete here (DDP averaged it across processes
@@ -171,6 +217,7 @@ class Trainer:
         self.scheduler.step()
         self.ema.update(self.model, self.step - self.span[0])
         self._count(loss, ok)
+        self._draw_next()
 
     def _backward(self, batch: Batch) -> Tensor:
         """Backpropagate the mean loss of `batch` micro-batch by micro-batch; returns it (0-d).
@@ -343,10 +390,22 @@ class Trainer:
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": rng.capture(self.generator),
+            "rng": self._rng_state(),
             "nonfinite": [int(nonfinite), int(streak)],
             "loss_window": [loss_sum, int(loss_steps)],
         }
+
+    def _rng_state(self) -> dict[str, Any]:
+        """`rng.capture` with the generator as it was before the batch drawn ahead, so that a
+        resumed run draws that batch again."""
+        if self._ahead is None:
+            return rng.capture(self.generator)
+        now = self.generator.get_state()
+        self.generator.set_state(self._ahead.before)
+        try:
+            return rng.capture(self.generator)
+        finally:
+            self.generator.set_state(now)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict`; a checkpoint of another model raises `CheckpointError`."""
@@ -371,6 +430,7 @@ class Trainer:
                 "trainer; it belongs to another run or stage"
             )
         self.step = step
+        self._ahead = None
         values = [loss_sum, loss_steps, nonfinite, streak]
         self._tally = torch.tensor(values, dtype=torch.float64, device=self.device)
 
