@@ -99,9 +99,9 @@ def word32(value: int) -> Tensor:
 _MUL_A, _MUL_B = word32(MUL_A), word32(MUL_B)
 _SHIFT15, _LOW17 = word32(15), word32(2**17 - 1)
 _SHIFT16, _LOW16 = word32(16), word32(2**16 - 1)
-_SHIFT7, _ONE = word32(7), word32(1)
+_SHIFT8 = word32(8)
 _NODE_STEP = word32(NODE_STEP)
-_UNIT = torch.tensor(2.0**-24)  # float32: 2^-24
+_HALF_UNIT = torch.tensor(2.0**-24)  # float32: 2^-24
 _SQRT2 = {
     dtype: torch.tensor(math.sqrt(2.0), dtype=dtype) for dtype in (torch.float32, torch.float64)
 }
@@ -113,12 +113,13 @@ def xorshift16_(h: Tensor) -> Tensor:
     return h
 
 
-def mix32_(h: Tensor) -> Tensor:
+def mix32_(h: Tensor, scratch: Tensor | None = None) -> Tensor:
     """`hash32` after its first round (`xorshift16`), in place on int32 words; returns `h`.
 
     int32 multiplies wrap modulo 2^32 (two's complement), so the bits equal `hash32`'s.
+    `scratch`: an int32 tensor of h's shape to work in (default a new one).
     """
-    scratch = torch.empty_like(h)
+    scratch = torch.empty_like(h) if scratch is None else scratch
     for mul in (_MUL_A, _MUL_B):
         h *= mul
         torch.bitwise_right_shift(h, _SHIFT15, out=scratch)
@@ -126,22 +127,41 @@ def mix32_(h: Tensor) -> Tensor:
     return h
 
 
-def erfinv_of_words_(h: Tensor) -> Tensor:
+def erfinv_of_words_(h: Tensor, out: Tensor | None = None) -> Tensor:
     """`erfinv(c)` in float32 for hashed int32 words `h` (consumed), `c = (2m + 1) / 2^24 - 1`
     with `m` the word's top 24 bits: 2^24 equally likely values, symmetric, exact in float32,
-    inside (-1, 1). Times sqrt(2) it is a standard normal with |z| < 5.43."""
-    h >>= _SHIFT7
-    h |= _ONE
-    return torch.mul(h, _UNIT).erfinv_()
+    inside (-1, 1). Times sqrt(2) it is a standard normal with |z| < 5.43.
+
+    `c = 2^-23 (h >> 8) + 2^-24` in one float32 op (every term and the sum are exact), the same
+    number as `((h >> 7) | 1) * 2^-24`, one pass fewer. `out`: a float32 tensor of h's shape
+    for the result (default a new one)."""
+    h >>= _SHIFT8
+    return torch.add(_HALF_UNIT, h, alpha=2.0**-23, out=out).erfinv_()
 
 
-def normals_from_words_(h: Tensor, dtype: torch.dtype) -> Tensor:
+def normals_from_words_(
+    h: Tensor, dtype: torch.dtype, factor: Tensor | None = None, work: Tensor | None = None
+) -> Tensor:
     """Standard normals in `dtype` from hashed int32 words `h` (consumed): `sqrt(2)` times the
-    float32 `erfinv`, multiplied in `dtype` (float32 or float64)."""
-    z = erfinv_of_words_(h)
-    if dtype == torch.float32:
-        return z.mul_(_SQRT2[dtype])
-    return z.to(dtype).mul_(_SQRT2.get(dtype, math.sqrt(2.0)))
+    float32 `erfinv`, multiplied in `dtype` (float32 or float64); a new tensor unless it is
+    made in place of `h`'s float32 erfinv (no `work`, float32).
+
+    With `factor` (a tensor in `dtype` that broadcasts against the result, e.g. `(P, 1, ...)`
+    per row of a block), the erfinv is multiplied by `factor` instead of sqrt(2): a
+    `scaled_factor(s)` gives `s` times the normals in the same one multiply. `work`: a float32
+    tensor of h's shape for the erfinv (`SeededNormals.workspace`)."""
+    z = erfinv_of_words_(h, work)
+    if factor is None:
+        factor = _SQRT2.get(dtype, math.sqrt(2.0))
+    if dtype != torch.float32:
+        return z.to(dtype).mul_(factor)
+    return z.mul_(factor) if work is None else torch.mul(z, factor)
+
+
+def scaled_factor(scale: Tensor) -> Tensor:
+    """The `factor` of `normals_from_words_` (and `SeededNormals.keyed`) that gives normals
+    times `scale`: `sqrt(2) * scale`, in scale's dtype."""
+    return scale * math.sqrt(2.0)
 
 
 def seed_from(generator: torch.Generator | None, device: torch.device | str) -> Tensor:
@@ -209,21 +229,46 @@ class SeededNormals:
         self.keys = signed32(keys).reshape(shape)
         self.shape, self.dtype = tuple(shape), dtype
 
-    def words(self, key: Tensor | int) -> Tensor:
+    def words(
+        self, key: Tensor | int, out: Tensor | None = None, scratch: Tensor | None = None
+    ) -> Tensor:
         """The hashed int32 words of a counter's word `key`: an int gives `(B, *event)`, and so
         does a 0-d int32 tensor of a pre-shifted word (`counter_word`); an int32 tensor
         `(*lead, B)` of pre-shifted per-sample words (or `(*lead, 1)`, one per draw) gives
-        `(*lead, B, *event)`."""
+        `(*lead, B, *event)`. `out`, `scratch`: int32 tensors of that shape to work in."""
         if isinstance(key, int):
             key = word32(xorshift16(key))
         elif key.ndim:
             key = key.reshape(key.shape + (1,) * (len(self.shape) - 1))
-        return mix32_(self.keys ^ key)
+        if out is None:
+            return mix32_(self.keys ^ key, scratch)
+        return mix32_(torch.bitwise_xor(self.keys, key, out=out), scratch)
 
-    def keyed(self, key: Tensor | int) -> Tensor:
+    def workspace(self, draws: int) -> tuple[Tensor, Tensor]:
+        """Two int32 tensors `(draws, B, *event)` for `keyed(..., work=)` of up to `draws` draws
+        at once: a sampler that makes blocks of draws reuses them instead of allocating (and on
+        the CPU faulting in) the intermediates of every block."""
+        shape = (draws, *self.shape)
+        return self.keys.new_empty(shape), self.keys.new_empty(shape)
+
+    def keyed(
+        self,
+        key: Tensor | int,
+        factor: Tensor | None = None,
+        work: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """The `(B, *event)` normals of a hashed counter word `key` (an int in [0, 2^32), or
-        `counter_word`'s tensor)."""
-        return normals_from_words_(self.words(key), self.dtype)
+        `counter_word`'s tensor; `(*lead, B, *event)` for `words`' per-draw tensors), a new
+        tensor. With `factor` (`scaled_factor` of per-draw scales `(*lead, 1, ...)`), the
+        normals times those scales, in the factor's dtype, for the multiply that makes them
+        normals anyway. `work`: for a key `(P, B or 1)`, a `workspace` of at least P draws, for
+        the intermediates."""
+        dtype = self.dtype if factor is None else factor.dtype
+        if work is None:
+            return normals_from_words_(self.words(key), dtype, factor)
+        h, scratch = work if work[0].shape[0] == key.shape[0] else (w[: key.shape[0]] for w in work)
+        words = self.words(key, h, scratch)
+        return normals_from_words_(words, dtype, factor, scratch.view(torch.float32))
 
     def normals(self, *counter: int) -> Tensor:
         """The `(B, *event)` normals of the draw numbered `counter` (Python ints)."""

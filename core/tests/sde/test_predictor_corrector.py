@@ -12,6 +12,7 @@ import flowforge
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
+from flowforge.guidance import Guidance
 from flowforge.noise import SeededNormals
 from flowforge.solvers.predictor_corrector import (
     PredictorCorrector,
@@ -73,19 +74,31 @@ def test_norms_rule_uses_each_samples_own_norms():
     torch.testing.assert_close(eps, torch.tensor([2 * (0.5 * 5 / 5) ** 2, 2 * (0.5 * 2) ** 2]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("noise", ["brownian_tree", "iid"])
-def test_langevin_normals_are_numbered_by_step_and_iteration(noise):
+def test_langevin_normals_are_numbered_by_step_and_iteration(noise, dtype):
     """The corrector's normals come in blocks of steps, each the draw `(step, iteration)`
-    that the noise source numbers so, bit for bit."""
-    x = torch.zeros(3, 2, dtype=torch.float64)
+    that the noise source numbers so, in the state's dtype: bit for bit with rule "norms"
+    (unit normals), and times the step's `sqrt(2 eps)` with rule "path" (one rounding)."""
+    x = torch.zeros(3, 2, dtype=dtype)
     grid = torch.linspace(0, 1, 6, dtype=torch.float64)[:, None].expand(6, 3)
-    solver = PredictorCorrector(n_corrector=2, noise=noise)
-    f = Dynamics(lambda x_t, t: x_t, registry.create("path", "cond_ot"), "velocity")
-    state = solver.init(f, x, grid, torch.Generator().manual_seed(0))
-    langevin = state.langevin
-    for step, j in [(0, 0), (0, 1), (3, 1), (4, 0)]:
-        z, langevin = langevin.draw(2 * step + j, grid[step])
-        assert torch.equal(z, state.predictor.noise.normals(step, j))
+    path = registry.create("path", "cond_ot")
+    f = Dynamics(lambda x_t, t: x_t, path, "velocity")
+    for rule in ("norms", "path"):
+        solver = PredictorCorrector(n_corrector=2, noise=noise, step_size=rule)
+        state = solver.init(f, x, grid, torch.Generator().manual_seed(0))
+        langevin = state.langevin
+        for step, j in [(0, 0), (0, 1), (3, 1), (4, 0)]:
+            z, langevin = langevin.draw(2 * step + j, grid[step])
+            unit = state.predictor.noise.normals(step, j).to(dtype)
+            assert z.dtype == dtype
+            if rule == "norms" and dtype == torch.float64:
+                assert torch.equal(z, unit)
+            elif rule == "norms":
+                torch.testing.assert_close(z, unit, rtol=1e-6, atol=0)
+            else:
+                c = 2 * solver.snr * float(path.sigma(grid[step, :1]))
+                torch.testing.assert_close(z, c * unit, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("kind", ["velocity", "data", "noise", "score"])
@@ -106,3 +119,30 @@ def test_corrector_coefficients_are_the_langevin_step(path_name, kind, mixture, 
     fast = solve()
     monkeypatch.setattr(PredictorCorrector, "corrector", lambda *args: None)
     torch.testing.assert_close(fast, solve(), rtol=1e-12, atol=1e-12)
+
+
+class AsData(Guidance):
+    """Hands the solver the same prediction as a data prediction (another kind than the
+    model's), so the corrector converts it as it is instead of using its coefficients."""
+
+    def on_prediction(self, pred, dynamics):
+        return pred.with_value(pred.data, "data")
+
+
+@pytest.mark.parametrize("noise", ["brownian_tree", "iid"])
+def test_corrector_of_a_converted_prediction_is_the_same_step(noise, mixture):
+    """A guidance hook that changes the prediction's kind takes the corrector's plain Langevin
+    step with the same (scaled) normals: the solve agrees with the coefficients' up to
+    rounding."""
+    path = registry.create("path", "vp_cosine")
+    x = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    kw = dict(
+        path=path, prediction="noise", nfe=24, t_span=(0.05, 0.95),
+        solver=PredictorCorrector(n_corrector=2, noise=noise),
+    )  # fmt: skip
+    field = mixture.field(path, "noise")
+    fast = flowforge.sample(field, x, generator=torch.Generator().manual_seed(1), **kw)
+    plain = flowforge.sample(
+        field, x, guidance=AsData(), generator=torch.Generator().manual_seed(1), **kw
+    )
+    torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)

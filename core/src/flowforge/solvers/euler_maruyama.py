@@ -55,16 +55,18 @@ class EulerMaruyama(StochasticSolver):
 
     def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
         """At eta = 0, `euler`'s state (its velocity coefficients), so the numbers are euler's;
-        else the step's coefficients on `(x, output, unit noise)` (`coefficients`)."""
+        else the step's coefficients `(a, b)` on `(x, output)` and the noise scaled by `c`
+        (`coefficients`)."""
         if self.eta == 0:
             return SDEState(Euler().init(f, x, grid), None, noise)
-        return SDEState(None, self.coefficients(f, x, grid), noise)
+        a, b, c = self.coefficients(f, grid)
+        return SDEState(None, (step_factors(a, x), step_factors(b, x)), noise.scaled(c, x))
 
-    def coefficients(self, f: Dynamics, x: Tensor, grid: Tensor) -> tuple:
-        """Per step, `(a, b, c)` with `x_next = a x + b output + c xi` for the model's prediction
-        kind (`xi` the step's unit noise), from the grid's alpha, sigma and their derivatives:
-        a step is three tensor ops. `step_factors`: Python numbers on the CPU when every sample
-        shares the grid, else `(S, B, 1, ...)` tensors."""
+    def coefficients(self, f: Dynamics, grid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per step, `(a, b, c)` `(S, B or 1)` on the host with `x_next = a x + b output + c xi`
+        for the model's prediction kind (`xi` the step's unit noise), from the grid's alpha,
+        sigma and their derivatives. The noise comes scaled by `c` (`NoiseState.scaled`), so a
+        step is two tensor ops: `xi c + a x`, then `+ b output`."""
         s = host_schedule(f, grid)
         t, dt = s.t[:-1], s.t[1:] - s.t[:-1]
         p_noise, q_noise = (v[:-1] for v in s.conversion("noise"))
@@ -76,25 +78,25 @@ class EulerMaruyama(StochasticSolver):
         a = 1 + dt * velocity[:, 0] - pull * p_noise
         b = dt * velocity[:, 1] - pull * q_noise
         c = (2.0 * g2_half * dt.abs()).sqrt()
-        return tuple(step_factors(v, x) for v in (a, b, c))
+        return a, b, c
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
     ) -> tuple[Tensor, SDEState]:
         if self.eta == 0:
             return Euler().step(f, x, t0, t1, state.engine, info)[0], state
+        index, scale = info.index, state.scale
         pred = f(x, t0)
-        xi, noise = state.noise.draw(info.index, t1)
+        noise, state_noise = state.noise.draw(index, t1)  # g dW: scaled by c
         if pred.kind == f.prediction:
-            a, b, c = (v[info.index] for v in state.scale)
+            a, b = scale[0][index], scale[1][index]
             if isinstance(a, float):
-                x_next = torch.mul(x, a).add_(pred.value, alpha=b).add_(xi, alpha=c)
+                x_next = torch.add(noise, x, alpha=a).add_(pred.value, alpha=b)
             else:
-                x_next = torch.addcmul(x * a, b, pred.value).addcmul_(c, xi)
-            return x_next, SDEState(None, state.scale, noise)
+                x_next = torch.addcmul(noise, a, x).addcmul_(b, pred.value)
+            return x_next, SDEState(None, scale, state_noise)
         # A guidance hook changed the prediction's kind: convert it as it is.
         dt = expand_like(t1 - t0, x)
         g2_half = self.eta * f.path.sigma(t0) ** 2 * diffusion_rate(f.path, t0, self.diffusion)
         drift = pred.velocity + dt.sign() * expand_like(g2_half, x) * pred.score
-        std = expand_like((2.0 * g2_half * (t1 - t0).abs()).sqrt(), x)  # of g dW
-        return x + dt * drift + std * xi, SDEState(None, state.scale, noise)
+        return x + dt * drift + noise, SDEState(None, scale, state_noise)

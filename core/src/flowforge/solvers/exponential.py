@@ -473,22 +473,33 @@ def empty_window(width: int, x: Tensor) -> tuple[Tensor, ...]:
     return (zero,) * (2 * width)
 
 
-def combine(weights: Tensor | list[tuple[int, float]], window: tuple[Tensor, ...]) -> Tensor:
-    """`sum_e weights[e] * window[e]`: one multiply and a fused multiply-add per further entry,
-    reading each window entry once (no stacked copy of the window per step).
+def combine(
+    weights: Tensor | list[tuple[int, float]],
+    window: tuple[Tensor, ...],
+    base: Tensor | None = None,
+) -> Tensor:
+    """`base + sum_e weights[e] * window[e]` (`base` None: 0): one multiply, or a multiply-add
+    onto `base` (a stochastic step's noise, not modified), and a fused multiply-add per further
+    entry, reading each window entry once (no stacked copy of the window per step).
 
     `weights` is a step's row `(2W, B or 1, 1, ...)` on the device, or, from `host_table`, its
     nonzero `(entry, weight)` pairs as Python numbers (no weight tensor to index per term).
     """
     if isinstance(weights, list):
         if not weights:
-            return torch.zeros_like(window[0])
+            return torch.zeros_like(window[0]) if base is None else base.clone()
         entry, c = weights[0]
-        out = window[entry] * c
+        if base is None:
+            out = window[entry] * c
+        else:
+            out = torch.add(base, window[entry], alpha=c)
         for entry, c in weights[1:]:
             out = out.add_(window[entry], alpha=c)
         return out
-    out = window[0] * weights[0]
+    if base is None:
+        out = window[0] * weights[0]
+    else:
+        out = torch.addcmul(base, window[0], weights[0])
     for entry in range(1, len(window)):
         out = out.addcmul_(window[entry], weights[entry])
     return out
@@ -585,11 +596,25 @@ class ExponentialSolver(Solver, ODE):
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
     ) -> tuple[Tensor, Any]:
+        return self.advance(f, x, t0, state, info.index)
+
+    def advance(
+        self,
+        f: Dynamics,
+        x: Tensor,
+        t0: Tensor,
+        state: Any,
+        index: int,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Any]:
+        """Step `index` from `(x, t0)`, plus `noise` (a stochastic step's scaled draw, `(B, ...)`,
+        or None): the weighted sum starts from the noise instead of a multiply, so adding it
+        costs no tensor op."""
         w, window, kind = state
         pred = f(x, t0)
         out = pred.value if pred.kind == kind else pred.as_(kind)
         if isinstance(w, HostProgram):
-            x, window = w.run(info.index, x, out, window)
+            x, window = w.run(index, x, out, window, noise)
             return x, (w, window, kind)
         window = (x, out, *window[:-2])
-        return combine(w[info.index], window), (w, window, kind)
+        return combine(w[index], window, noise), (w, window, kind)

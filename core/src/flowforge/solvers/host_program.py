@@ -3,10 +3,11 @@
 On the CPU a solve is never a captured graph and every sample usually shares the grid, so the
 weights `(S, 2W, 1)` of a solve (module `exponential`: row n weighs the window
 `(x_n, output_n, x_{n-1}, output_{n-1}, ...)`) become Python numbers once, in `init`, and a step
-is a few tensor ops with those numbers baked in. At the benchmark's size (batch 256, d = 16) an
-op costs microseconds whatever it computes, so the form that needs the fewest ops wins
-(benchmarks/overhead.py). Three forms give the same sums up to rounding; `host_program` prices
-each (`COPY_COST`, `MM_COST`) and keeps the cheapest:
+is a few tensor ops with those numbers baked in (a stochastic step's noise rides along: the first
+op adds onto it). At the benchmark's size (batch 256, d = 16) an op costs microseconds whatever
+it computes, so the form that needs the fewest ops wins (benchmarks/overhead.py). Three forms
+give the same sums up to rounding; `host_program` prices each (`COPY_COST`, `MM_COST`) and keeps
+the cheapest:
 
 - kept (`kept_program`): each node keeps what later rows read of it, one vector where they weigh
   it through one prediction form (`x_j + k output_j`, one multiply-add, as a multistep method
@@ -220,14 +221,21 @@ def ring_program(rows: list[list[float]], x: Tensor) -> list[RingStep]:
     return program
 
 
-def weighted_sum(terms: tuple[tuple[int, float], ...], vectors: Sequence[Tensor]) -> Tensor:
+def weighted_sum(
+    terms: tuple[tuple[int, float], ...], vectors: Sequence[Tensor], base: Tensor | None = None
+) -> Tensor:
     """`sum(c * vectors[i] for i, c in terms)`, a new tensor, in one tensor op per term: a
     multiply and in-place multiply-adds, or, where the first of several weights is exactly 1,
-    `torch.add` of the first two. No terms: zeros like `vectors[0]`."""
+    `torch.add` of the first two. No terms: zeros like `vectors[0]`.
+
+    With `base` (a stochastic step's noise, not modified): `base` plus the sum, in the same
+    number of ops (the first term is a multiply-add onto `base`)."""
     if not terms:
-        return torch.zeros_like(vectors[0])
+        return torch.zeros_like(vectors[0]) if base is None else base.clone()
     (i, c), rest = terms[0], terms[1:]
-    if c == 1.0 and rest:
+    if base is not None:
+        out = torch.add(base, vectors[i], alpha=c)
+    elif c == 1.0 and rest:
         (j, d), rest = rest[0], rest[1:]
         out = torch.add(vectors[i], vectors[j], alpha=d)
     else:
@@ -237,10 +245,12 @@ def weighted_sum(terms: tuple[tuple[int, float], ...], vectors: Sequence[Tensor]
     return out
 
 
-def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[Tensor, tuple]:
+def run_host_step(
+    step: HostStep, x: Tensor, out: Tensor, kept: tuple, noise: Tensor | None = None
+) -> tuple[Tensor, tuple]:
     """One step of a kept or output program: `(x_next, kept)` from the state, output and kept
-    vectors."""
-    x_next = weighted_sum(step.terms, (x, out, *kept))
+    vectors, plus `noise` if given."""
+    x_next = weighted_sum(step.terms, (x, out, *kept), noise)
     keep = step.keep
     if keep is None:
         new = ()
@@ -255,12 +265,17 @@ def run_host_step(step: HostStep, x: Tensor, out: Tensor, kept: tuple) -> tuple[
     return x_next, (*new, *kept[: step.carry])
 
 
-def run_ring_step(step: RingStep, x: Tensor, out: Tensor, ring: Tensor, rows: list) -> Tensor:
-    """One step of a ring program on the solve's `ring (2W, numel)` and its rows shaped as x."""
+def run_ring_step(
+    step: RingStep, x: Tensor, out: Tensor, ring: Tensor, rows: list, noise: Tensor | None = None
+) -> Tensor:
+    """One step of a ring program on the solve's `ring (2W, numel)` and its rows shaped as x,
+    plus `noise` if given (`addmm`: no extra op)."""
     if step.x_row is not None:
         rows[step.x_row].copy_(x)
     if step.out_row is not None:
         rows[step.out_row].copy_(out)
+    if noise is not None:
+        return torch.addmm(noise.reshape(1, -1), step.weights, ring).view_as(x)
     return torch.mm(step.weights, ring).view_as(x)
 
 
@@ -282,10 +297,13 @@ class HostProgram:
         ring = x.new_zeros(self.ring_rows, x.numel())
         return ring, [r.view_as(x) for r in ring]
 
-    def run(self, n: int, x: Tensor, out: Tensor, window: Any) -> tuple[Tensor, Any]:
+    def run(
+        self, n: int, x: Tensor, out: Tensor, window: Any, noise: Tensor | None = None
+    ) -> tuple[Tensor, Any]:
+        """Step n: `(x_{n+1}, window)`, `x_{n+1}` plus `noise` if given."""
         if self.ring_rows:
-            return run_ring_step(self.steps[n], x, out, *window), window
-        return run_host_step(self.steps[n], x, out, window)
+            return run_ring_step(self.steps[n], x, out, *window, noise), window
+        return run_host_step(self.steps[n], x, out, window, noise)
 
 
 def host_program(weights: Tensor, x: Tensor) -> HostProgram | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import torch
 from pydantic import Field
@@ -55,14 +55,14 @@ def snr_step_size(score: Tensor, z: Tensor, sigma: Tensor, snr: float, rule: Ste
     return 2.0 * (snr * ratio) ** 2
 
 
-@dataclass(frozen=True)
-class PCState:
+class PCState(NamedTuple):
     """The predictor's state; the Langevin normals, numbered `(step, iteration)` and made a
-    block of steps at a time (`IIDState` over `counter_words(steps, n_corrector)`: the same
-    numbers as `normals(step, iteration)`); with rule "path", per step `(a, b, c)` such that
-    a Langevin iteration is `a x + b output + c z` for the model's prediction kind
-    (`step_factors`: Python numbers on the CPU with a shared grid), else None; `solver` the
-    predictor (`predictor_solver`, made once per solve, not per step)."""
+    block of steps at a time (`IIDState` over `counter_words(steps, n_corrector)`: the numbers
+    of `normals(step, iteration)`), in the state's dtype and, with rule "path", scaled by the
+    step's `c`; with rule "path", per step `(a, b)` such that a Langevin iteration is
+    `a x + b output + c z` for the model's prediction kind (`step_factors`: Python numbers on
+    the CPU with a shared grid), else None; `solver` the predictor (`predictor_solver`, made
+    once per solve, not per step). A named tuple: a step makes one, cheaply."""
 
     predictor: SDEState
     langevin: IIDState
@@ -142,21 +142,27 @@ class PredictorCorrector(StochasticSolver):
         source = noise.tree.normals if isinstance(noise, BrownianState) else noise.source
         words = counter_words(grid.shape[0] - 1, self.n_corrector).to(x.device)
         langevin = IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
-        return PCState(predictor, langevin, self.corrector(f, x, grid), solver)
+        coefficients = self.corrector(f, grid)
+        if coefficients is None:  # unit normals in x's dtype
+            one = torch.ones(words.shape[0], 1, dtype=torch.float64)
+            return PCState(predictor, langevin.scaled(one, x), None, solver)
+        a, b, c = coefficients
+        langevin = langevin.scaled(c.repeat_interleave(self.n_corrector, dim=0), x)
+        return PCState(predictor, langevin, (step_factors(a, x), step_factors(b, x)), solver)
 
-    def corrector(self, f: Dynamics, x: Tensor, grid: Tensor) -> tuple | None:
-        """Rule "path": per step `(a, b, c)` with the Langevin iteration at `t_n`
-        `x + eps score + sqrt(2 eps) z = a x + b output + c z`, `eps = 2 (snr sigma)^2` and
-        `score = -(p x + q output) / sigma` (the noise conversion of the prediction kind): a
-        step of the corrector is three tensor ops."""
+    def corrector(self, f: Dynamics, grid: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Rule "path": per step `(a, b, c)` `(S, B or 1)` on the host with the Langevin
+        iteration at `t_n` `x + eps score + sqrt(2 eps) z = a x + b output + c z`,
+        `eps = 2 (snr sigma)^2` and `score = -(p x + q output) / sigma` (the noise conversion of
+        the prediction kind). The normals come scaled by `c`, so an iteration of the corrector
+        is two tensor ops: `z c + a x`, then `+ b output`."""
         if self.step_size != "path":
             return None
         s = host_schedule(f, grid)
         sigma = s.sigma[:-1]
         p, q = (v[:-1] for v in s.conversion("noise"))
         eps = 2.0 * (self.snr * sigma) ** 2
-        a, b, c = 1.0 - eps * p / sigma, -eps * q / sigma, (2.0 * eps).sqrt()
-        return tuple(step_factors(v, x) for v in (a, b, c))
+        return 1.0 - eps * p / sigma, -eps * q / sigma, (2.0 * eps).sqrt()
 
     def step(
         self,
@@ -169,21 +175,24 @@ class PredictorCorrector(StochasticSolver):
     ) -> tuple[Tensor, SDEState | PCState]:
         if isinstance(state, SDEState):  # no corrector
             return self.predictor_solver().step(f, x, t0, t1, state, info)
-        langevin, corrector = state.langevin, state.corrector
-        for j in range(self.n_corrector):
+        predictor, langevin, corrector, solver = state
+        index, n = info.index, self.n_corrector
+        for j in range(n):
             pred = f(x, t0)
-            z, langevin = langevin.draw(info.index * self.n_corrector + j, t0)
-            if z.dtype != x.dtype:  # the tree's float64 normals for another state dtype
-                z = z.to(x.dtype)
-            if corrector is None or pred.kind != f.prediction:
+            z, langevin = langevin.draw(index * n + j, t0)
+            if corrector is None:  # rule "norms": unit normals
                 score = pred.score
                 eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
                 x = langevin_step(x, score, z, eps)
-                continue
-            a, b, c = (v[info.index] for v in corrector)
-            if isinstance(a, float):
-                x = torch.mul(x, a).add_(pred.value, alpha=b).add_(z, alpha=c)
+            elif pred.kind != f.prediction:  # a guidance hook changed the kind; z is c-scaled
+                score = pred.score
+                eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
+                x = x + expand_like(eps, x) * score + z
             else:
-                x = torch.addcmul(x * a, b, pred.value).addcmul_(c, z)
-        x, inner = state.solver.step(f, x, t0, t1, state.predictor, info)
-        return x, PCState(inner, langevin, corrector, state.solver)
+                a, b = corrector[0][index], corrector[1][index]
+                if isinstance(a, float):
+                    x = torch.add(z, x, alpha=a).add_(pred.value, alpha=b)
+                else:
+                    x = torch.addcmul(z, a, x).addcmul_(b, pred.value)
+        x, predictor = solver.step(f, x, t0, t1, predictor, info)
+        return x, PCState(predictor, langevin, corrector, solver)

@@ -43,8 +43,8 @@ ODE solver exactly: the deterministic part runs through the engine of
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import torch
 from pydantic import Field
@@ -52,7 +52,7 @@ from torch import Tensor
 
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
-from flowforge.noise import BrownianTree, SeededNormals, counter_words, seed_from
+from flowforge.noise import BrownianTree, SeededNormals, counter_words, scaled_factor, seed_from
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import SDE, Solver, StepInfo, steps_from_nfe
 from flowforge.solvers.ddim import DDIM
@@ -114,18 +114,26 @@ def step_factors(values: Tensor, x: Tensor) -> list[float] | Tensor:
 @dataclass(frozen=True)
 class BrownianState:
     """Noise from the seeded Brownian path of a solve: its value `w (B, ...)` at the current
-    grid time, and per step `1 / sqrt(|t_{n+1} - t_n|)` (`step_factors`)."""
+    grid time; per step the factor `unit` (`step_factors`) of the increment: the step's noise
+    scale (`scaled`, 1 before) over `sqrt(|t_{n+1} - t_n|)`, whose host values `rate (S, B or
+    1)` the state keeps for `scaled`."""
 
     tree: BrownianTree
     w: Tensor
     unit: list[float] | Tensor
+    rate: Tensor
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, BrownianState]:
-        """Step `index`'s increment `W(t) - W(now)` scaled to unit variance, and the state at
-        `t (B,)`: one tree query per step."""
+        """Step `index`'s increment `W(t) - W(now)` scaled to unit variance times the step's
+        noise scale, and the state at `t (B,)`: one tree query per step."""
         w = self.tree(t)
         dw = (w - self.w).mul_(self.unit[index])
-        return dw, BrownianState(self.tree, w, self.unit)
+        return dw, BrownianState(self.tree, w, self.unit, self.rate)
+
+    def scaled(self, scale: Tensor, x: Tensor) -> BrownianState:
+        """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values): the
+        step adds it as it is."""
+        return replace(self, unit=step_factors(self.rate * scale, x))
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` independent of the path, numbered by `counter` (Python ints)."""
@@ -141,23 +149,39 @@ class IIDState:
     Made `per_block` steps at a time (`block`, from step `start`, unbound into its rows once:
     a tuple lookup per step, not a tensor index): a small state pays the tensor ops of a draw
     once per block instead of once per step. `words (S,)`: the steps' counter words on the
-    device (`counter_words`).
+    device (`counter_words`). `factor`: None (unit normals in the source's dtype), or per step
+    `(S, B or 1, 1, ...)` the `scaled_factor` of its noise scale (`scaled`), in the state's
+    dtype: the block's normals come out scaled from the multiply that makes them normals.
+    `work`: the blocks' intermediates (`SeededNormals.workspace`), made with the first block
+    and reused by the next (each block itself is a new tensor).
     """
 
     source: SeededNormals
     words: Tensor
     per_block: int
+    factor: Tensor | None = None
     block: tuple[Tensor, ...] = ()
     start: int = 0
+    work: tuple[Tensor, Tensor] | None = None
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, IIDState]:
-        """Step `index`'s unit-variance noise `(B, ...)`."""
+        """Step `index`'s noise `(B, ...)`: unit normals times the step's scale."""
         state = self
         if not self.start <= index < self.start + len(self.block):
-            words = self.words[index : index + self.per_block, None]
-            block = self.source.keyed(words).unbind(0)
-            state = IIDState(self.source, self.words, self.per_block, block, index)
+            stop = index + self.per_block
+            rows = None if self.factor is None else self.factor[index:stop]
+            work = self.work or self.source.workspace(self.per_block)
+            block = self.source.keyed(self.words[index:stop, None], rows, work).unbind(0)
+            state = IIDState(
+                self.source, self.words, self.per_block, self.factor, block, index, work
+            )
         return state.block[index - state.start], state
+
+    def scaled(self, scale: Tensor, x: Tensor) -> IIDState:
+        """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values),
+        made in x's dtype on x's device: the step adds it as it is."""
+        factor = on_device(scaled_factor(shared_columns(scale)), x)
+        return replace(self, factor=factor, block=(), start=0)
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` numbered by `counter` (Python ints, two or more: a
@@ -177,6 +201,7 @@ def noise_state(
     "brownian_tree": the tree spans `[min(0, t), max(1, t)]` of each sample's grid, i.e. [0, 1]
     for every span inside the paths' time range, so one seed gives one Brownian path whatever
     the grid, the step count or the span. "iid": `SeededNormals` numbered by step.
+    A draw is unit noise; the solver's `start` folds its steps' noise scales in (`scaled`).
     """
     seed = seed_from(generator, x.device)
     if kind == "iid":
@@ -185,15 +210,16 @@ def noise_state(
         return IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
     lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
     tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
-    dt = (grid[1:] - grid[:-1]).abs().clamp_min(MIN_DT)
-    return BrownianState(tree, tree(grid[0]), step_factors(dt.rsqrt(), x))
+    times = shared_columns(grid).to("cpu", torch.float64)
+    rate = (times[1:] - times[:-1]).abs().clamp_min(MIN_DT).rsqrt()
+    return BrownianState(tree, tree(grid[0]), step_factors(rate, x), rate)
 
 
-@dataclass(frozen=True)
-class SDEState:
+class SDEState(NamedTuple):
     """A stochastic solver's state: the exponential engine and its state, per-step numbers
-    `scale` (`step_factors`: the noise std of each step, or Euler-Maruyama's coefficients), and
-    the noise (None when unused)."""
+    `scale` (`step_factors`: Euler-Maruyama's coefficients; None for the exponential family),
+    and the noise (None when unused), whose draws come scaled by each step's noise std. A named
+    tuple: a step makes one, cheaply."""
 
     engine: Any
     scale: list[float] | Tensor | None
@@ -318,28 +344,25 @@ class ExponentialSDE(StochasticSolver):
         return w
 
     def start(self, f: Dynamics, x: Tensor, grid: Tensor, noise: NoiseState | None) -> SDEState:
+        """The engine's state, and the noise scaled by each step's std
+        `sigma_b sqrt(1 - e^{-2 kappa})`: the engine's weighted sum starts from the draw."""
         engine = _Engine(self)
         state = (engine, engine.init(f, x, grid))
         if self.eta == 0:
             return SDEState(state, None, noise)
         schedule = host_schedule(f, grid)
         scale = schedule.sigma[1:] * torch.sqrt(-torch.expm1(-2.0 * self.kappa(schedule)))
-        return SDEState(state, step_factors(scale, x), noise)
+        return SDEState(state, None, noise.scaled(scale, x))
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
     ) -> tuple[Tensor, SDEState]:
-        engine, inner = state.engine
-        x_next, inner = engine.step(f, x, t0, t1, inner, info)
-        noise = state.noise
+        (engine, inner), _, noise = state
+        xi = None
         if self.eta > 0:
             xi, noise = noise.draw(info.index, t1)
-            scale = state.scale[info.index]
-            if isinstance(scale, float):
-                x_next = x_next.add_(xi, alpha=scale)
-            else:
-                x_next = x_next.addcmul_(scale, xi)
-        return x_next, SDEState((engine, inner), state.scale, noise)
+        x_next, inner = engine.advance(f, x, t0, inner, info.index, xi)
+        return x_next, SDEState((engine, inner), None, noise)
 
 
 @dataclass(frozen=True)
