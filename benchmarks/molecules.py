@@ -110,6 +110,12 @@ def parse() -> argparse.Namespace:
         help="torch.compile the network while training (default: on for cuda, off for cpu)",
     )
     p.add_argument(
+        "--compile-mode",
+        default="default",
+        choices=["default", "reduce-overhead"],
+        help="reduce-overhead: CUDA graphs of the compiled passes (the step is host-bound)",
+    )
+    p.add_argument(
         "--draw-ahead",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -180,6 +186,7 @@ def train(args, dataset, enc, model, device) -> dict:
         grad_clip=args.grad_clip or None,
         precision=args.precision,
         compile=args.compile,
+        compile_mode=args.compile_mode,
         draw_ahead=args.draw_ahead,
         checkpoint_every=10**9,
         log_every=100,

@@ -169,6 +169,18 @@ def test_resume_with_drawing_ahead_is_bit_exact():
     _assert_same(straight, second)
 
 
+@pytest.mark.gpu
+def test_cuda_graph_compile_mode_trains_like_eager():
+    """compile_mode reduce-overhead (CUDA graphs of the compiled passes) takes the steps the
+    eager network takes, up to the fused kernels' rounding."""
+    graphs = _cuda_trainer(steps=20, compile=True, compile_mode="reduce-overhead")
+    eager = _cuda_trainer(steps=20)
+    graphs.fit()
+    eager.fit()
+    for k, v in eager.model.state_dict().items():
+        torch.testing.assert_close(graphs.model.state_dict()[k], v, rtol=1e-3, atol=1e-4)
+
+
 def test_rng_state_of_another_device_is_a_clear_error():
     state = {**rng.capture(torch.Generator()), "generator_device": "cuda"}
     with pytest.raises(CheckpointError, match="--device cuda"):

@@ -185,6 +185,12 @@ class TrainSpec(Strict):
         "supported); weights, optimizer and loss stay float32",
     )
     compile: bool = Field(False, description="run the network through torch.compile")
+    compile_mode: Literal["default", "reduce-overhead"] = Field(
+        "default",
+        description="with compile: 'reduce-overhead' replays the compiled forward and backward "
+        "passes as CUDA graphs (one per input shape), for steps bound by the host launching "
+        "many small kernels",
+    )
     draw_ahead: bool = Field(
         True,
         description="CUDA: draw the next step's batch on a side stream while this step runs, "

@@ -37,20 +37,27 @@ class Network:
 
     `precision`: `float32` calls the model as it is; `bf16` runs it under
     `torch.autocast(dtype=torch.bfloat16)` on the device of its input. `compile`: call
-    `torch.compile(model)` instead (same weights; `model.state_dict()` is unchanged).
+    `torch.compile(model, mode=mode)` instead (same weights; `model.state_dict()` is
+    unchanged); mode "reduce-overhead" replays its passes as CUDA graphs.
 
     >>> net = Network(model, "bf16", compile=False)
     >>> pred = net(x_t, t)          # float32, computed in bfloat16
     """
 
-    def __init__(self, model: nn.Module, precision: str = "float32", compile: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str = "float32",
+        compile: bool = False,
+        mode: str = "default",
+    ):
         if precision not in PRECISIONS:
             raise InvalidArgumentError(
                 f"train.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
             )
         self.model = model
         self.precision = precision
-        self.module = torch.compile(model) if compile else model
+        self.module = torch.compile(model, mode=mode) if compile else model
 
     def __call__(self, x_t: Tensor, t: Tensor, **kwargs: Any) -> Tensor:
         if self.precision == "float32":

@@ -113,7 +113,9 @@ class Trainer:
         self.world = world or current()
         self.part = self._part(config)
         self.ddp = self._wrap(model)
-        self.network = Network(self.ddp or model, config.precision, config.compile)
+        self.network = Network(
+            self.ddp or model, config.precision, config.compile, config.compile_mode
+        )
         self.params = [p for p in model.parameters() if p.requires_grad]
         # fused: a step flagged by `found_inf` is skipped on the device (no host sync)
         self.optimizer = torch.optim.AdamW(
