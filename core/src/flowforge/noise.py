@@ -377,29 +377,88 @@ class BrownianTree:
 
     def __call__(self, t: float | Tensor) -> Tensor:
         """`W(t) (B, *event)` for `t (B,)` (or a float for every sample)."""
-        t = as_time(t, self.shape[0], self.t_lo).to(torch.float64)
-        u = ((t - self.t_lo) * self._inv_span).clamp_(0.0, 1.0)
-        pos = self._scale * u  # (L, B)
+        return self.query(t)[0]
+
+    @property
+    def parts(self) -> int:
+        """How many interleaved parts a query makes its levels in (level k in part k mod
+        parts), so that one part holds at most `CHUNK_ELEMENTS` normals."""
+        numel, parts = math.prod(self.shape), 1
+        while -(-self.depth // parts) * numel > CHUNK_ELEMENTS and parts < self.depth:
+            parts *= 2
+        return parts
+
+    def levels(self, t: Tensor, column: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+        """What a query at float64 times `t (..., B)` needs besides the normals: `u (..., B)` in
+        [0, 1], each level's tent weight `(..., L, B)` in the sum dtype and node word
+        `(..., L, B)` (int32, pre-shifted as keys are). `column`: for the first sample's span
+        only (`B` = 1), the numbers of every sample where all spans are equal."""
+        lo, inv, height = self.t_lo, self._inv_span, self._height
+        if column:
+            lo, inv, height = lo[:1], inv[:1], height[:, :1]
+        u = ((t - lo) * inv).clamp_(0.0, 1.0)
+        pos = self._scale * u.unsqueeze(-2)
         index = torch.minimum(pos.floor(), self._last)
         # tent = 1 - |2 (pos - index) - 1|, times the level's height
         slope = torch.sub(pos, index).mul_(2.0).sub_(1.0).abs_()
-        weight = torch.addcmul(self._height, self._height, slope, value=-1.0).to(self._sum_dtype)
+        weight = torch.addcmul(height, height, slope, value=-1.0).to(self._sum_dtype)
         # Node words (wrapping int32 arithmetic is arithmetic mod 2^32), pre-shifted as keys are.
         node = index.to(torch.int32).mul_(_NODE_STEP).add_(self._level_words[:, None])
-        xorshift16_(node)
-        # Levels in `chunks` interleaved parts (level k in part k mod chunks): `halves_sum_` of
-        # the parts' sums is the same sum, in the same order, as of all levels at once.
-        numel = math.prod(self.shape)
-        chunks = 1
-        while -(-self.depth // chunks) * numel > CHUNK_ELEMENTS and chunks < self.depth:
-            chunks *= 2
-        sums = []
-        for part in range(chunks):
-            z = erfinv_of_words_(self.normals.words(node[part::chunks])).to(self._sum_dtype)
-            sums.append(halves_sum_(z.mul_(expand_like(weight[part::chunks], z))))
-        w = sums[0] if chunks == 1 else halves_sum_(torch.stack(sums))
+        return u, weight, xorshift16_(node)
+
+    def walk(self, times: Tensor) -> tuple[list[tuple[Tensor, Tensor, Tensor]], list[int]] | None:
+        """A walk along `times (S+1, B or 1)` (float64, on the tree's device) whose samples
+        share one time per row and one span: per time its `levels` (one column, made at once
+        for the whole walk, `query`'s `levels`), and per step the first level whose node
+        changes (`depth` if none): a level's node index fixes every coarser level's
+        (`index_k = index_{k+1} // 2`), so a query after the previous one makes only the
+        normals of that level and below (`query`'s `first`). None where the samples differ."""
+        times = times.detach()
+        same = (times == times[:, :1]).all() & (self.span == self.span[0]).all()
+        if not bool(same & (self.t_lo == self.t_lo[0]).all()):
+            return None
+        u, weight, node = self.levels(times[:, :1], column=True)
+        changed = (node[1:] != node[:-1]).any(-1)  # (S, L)
+        first = torch.where(changed.any(1), changed.int().argmax(1), self.depth)
+        return list(zip(u.unbind(0), weight.unbind(0), node.unbind(0), strict=True)), first.tolist()
+
+    def query(
+        self,
+        t: float | Tensor,
+        cached: Tensor | None = None,
+        first: int = 0,
+        levels: tuple[Tensor, Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """`W(t) (B, *event)`, and the float32 erfinv values `(L, B, *event)` of its level nodes
+        (None where the levels are made in parts, `parts > 1`).
+
+        With `cached`, such values of a query whose nodes agree at levels below `first`
+        (`walk`): those levels are taken from it and only the others are made. `levels`: t's
+        `levels`, made beforehand (`walk`). The terms are the same, so the result has the same
+        bits as a query from scratch."""
+        if levels is None:
+            levels = self.levels(as_time(t, self.shape[0], self.t_lo).to(torch.float64))
+        u, weight, node = levels
         root = expand_like(u.to(self._sum_dtype), self._root)
-        return torch.addcmul(w, root, self._root).to(self.dtype)
+        parts = self.parts
+        if parts == 1:
+            first = first if cached is not None else 0
+            z = erfinv_of_words_(self.normals.words(node[first:]))
+            if first:
+                z = torch.cat((cached[:first], z))
+            terms = z.to(self._sum_dtype)  # float32: z itself, which the next query may reuse
+            height = expand_like(weight, z)
+            terms = torch.mul(z, height) if terms is z else terms.mul_(height)
+            w = halves_sum_(terms)
+            return torch.addcmul(w, root, self._root).to(self.dtype), z
+        # Levels in interleaved parts: `halves_sum_` of the parts' sums is the same sum, in the
+        # same order, as of all levels at once.
+        sums = []
+        for part in range(parts):
+            z = erfinv_of_words_(self.normals.words(node[part::parts])).to(self._sum_dtype)
+            sums.append(halves_sum_(z.mul_(expand_like(weight[part::parts], z))))
+        w = halves_sum_(torch.stack(sums))
+        return torch.addcmul(w, root, self._root).to(self.dtype), None
 
     def increment(self, t_a: float | Tensor, t_b: float | Tensor) -> Tensor:
         """`W(t_b) - W(t_a)`, `(B, *event)`: variance `|t_b - t_a|` per element."""

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from flowforge import noise
+import flowforge
+from flowforge import noise, registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.noise import (
     BrownianTree,
@@ -145,3 +146,36 @@ def test_tree_sums_its_levels_in_the_same_order_in_chunks(monkeypatch):
     whole = tree(t)
     monkeypatch.setattr(noise, "CHUNK_ELEMENTS", 3 * 15)  # 3 levels of 15 elements: 8 parts
     assert torch.equal(tree(t), whole)
+
+
+def test_a_walk_makes_only_the_changed_levels_with_the_same_bits():
+    """Along times every sample shares, a query takes the levels whose node did not change
+    since the previous time from that query, and its per-level numbers from the walk: W has
+    the bits of the tree's own query at every time."""
+    tree = BrownianTree(seed=6, shape=(5, 3), t_lo=-0.25, t_hi=1.5, dtype=F64)
+    times = torch.rand(40, dtype=F64, generator=torch.Generator().manual_seed(3)).sort()[0]
+    times = torch.cat((times, times[-1:], torch.tensor([1.5, 2.0], dtype=F64)))[:, None]
+    levels, first = tree.walk(times)
+    assert first[-3] == tree.depth and first[-1] == tree.depth, "no node changes"
+    assert 0 < min(first) and max(first[:-3]) < tree.depth
+    w, z = tree.query(None, levels=levels[0])
+    for n in range(times.shape[0] - 1):
+        w, z = tree.query(None, z, first[n], levels[n + 1])
+        assert torch.equal(w, tree(times[n + 1].expand(5))), n
+    assert tree.walk(torch.rand(4, 5, dtype=F64)) is None, "per-sample times: no walk"
+
+
+@pytest.mark.parametrize("name", ["reverse_sde", "euler_maruyama", "predictor_corrector"])
+def test_a_cpu_solve_on_the_walk_has_the_bits_of_plain_tree_queries(name, monkeypatch):
+    path = registry.create("path", "vp_cosine")
+    x = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    kw = dict(path=path, prediction="velocity", solver=name, nfe=12, t_span=(0.05, 1.0))
+
+    def solve():
+        return flowforge.sample(
+            lambda x_t, t: -x_t, x, generator=torch.Generator().manual_seed(2), **kw
+        )
+
+    walked = solve()
+    monkeypatch.setattr(BrownianTree, "walk", lambda self, times: None)
+    assert torch.equal(walked, solve())

@@ -113,22 +113,37 @@ def step_factors(values: Tensor, x: Tensor) -> list[float] | Tensor:
 
 @dataclass(frozen=True)
 class BrownianState:
-    """Noise from the seeded Brownian path of a solve: its value `w (B, ...)` at the current
-    grid time; per step the factor `unit` (`step_factors`) of the increment: the step's noise
-    scale (`scaled`, 1 before) over `sqrt(|t_{n+1} - t_n|)`, whose host values `rate (S, B or
-    1)` the state keeps for `scaled`."""
+    """Noise from the seeded Brownian path of a solve: its value `w (B, ...)` at the grid time
+    of step `at`; per step the factor `unit` (`step_factors`) of the increment: the step's
+    noise scale (`scaled`, 1 before) over `sqrt(|t_{n+1} - t_n|)`, whose host values `rate (S,
+    B or 1)` the state keeps for `scaled`.
+
+    On the CPU with a grid every sample shares (`walk` not None: `BrownianTree.walk` of the
+    grid, its levels per grid time and first changed level per step), consecutive queries share
+    the tree's coarse levels: `z` holds the erfinv values of the last query's nodes, so a step
+    makes only the changed levels' normals and none of the per-level numbers (the same bits as
+    a query from scratch)."""
 
     tree: BrownianTree
     w: Tensor
     unit: list[float] | Tensor
     rate: Tensor
+    z: Tensor | None = None
+    walk: tuple[list, list[int]] | None = None
+    at: int = 0
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, BrownianState]:
         """Step `index`'s increment `W(t) - W(now)` scaled to unit variance times the step's
-        noise scale, and the state at `t (B,)`: one tree query per step."""
-        w = self.tree(t)
+        noise scale, and the state at `t (B,)`, the grid time `index + 1` (one tree query)."""
+        if self.walk is None:
+            w, z = self.tree(t), None
+        elif index == self.at:  # the state is at grid time `index`
+            levels, first = self.walk
+            w, z = self.tree.query(t, self.z, first[index], levels[index + 1])
+        else:
+            w, z = self.tree.query(t, levels=self.walk[0][index + 1])
         dw = (w - self.w).mul_(self.unit[index])
-        return dw, BrownianState(self.tree, w, self.unit, self.rate)
+        return dw, BrownianState(self.tree, w, self.unit, self.rate, z, self.walk, index + 1)
 
     def scaled(self, scale: Tensor, x: Tensor) -> BrownianState:
         """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values): the
@@ -212,7 +227,13 @@ def noise_state(
     tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
     times = shared_columns(grid).to("cpu", torch.float64)
     rate = (times[1:] - times[:-1]).abs().clamp_min(MIN_DT).rsqrt()
-    return BrownianState(tree, tree(grid[0]), step_factors(rate, x), rate)
+    walk = None
+    if x.device.type == "cpu" and tree.parts == 1:  # a CPU walk reuses the coarse levels
+        walk = tree.walk(times)
+    if walk is None:
+        return BrownianState(tree, tree(grid[0]), step_factors(rate, x), rate)
+    w, z = tree.query(grid[0], levels=walk[0][0])
+    return BrownianState(tree, w, step_factors(rate, x), rate, z, walk)
 
 
 class SDEState(NamedTuple):
