@@ -118,8 +118,9 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--draw-ahead",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="CUDA: draw (and OT-pair) the next batch on a side stream while a step runs",
+        default=False,
+        help="CUDA: draw (and OT-pair) the next batch on a side stream while a step runs "
+        "(no gain measured here: the step is host-bound, docs/BENCHMARKS.md)",
     )
     p.add_argument(
         "--size-batches",

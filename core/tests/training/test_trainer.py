@@ -157,13 +157,13 @@ def test_resume_with_drawing_ahead_is_bit_exact():
     draw: the resumed run draws it again and ends where an uninterrupted run ends."""
     straight = _cuda_trainer()
     straight.fit()
-    first, saved = _cuda_trainer(), {}
+    first, saved = _cuda_trainer(draw_ahead=True), {}
     first.fit(
         on_checkpoint=lambda step: saved.setdefault(step, _through_disk(first.state_dict())),
         should_stop=lambda: first.step >= 20,
     )
     assert first._ahead is not None
-    second = _cuda_trainer(seed=77)
+    second = _cuda_trainer(seed=77, draw_ahead=True)
     second.load_state_dict(saved[20])
     second.fit()
     _assert_same(straight, second)

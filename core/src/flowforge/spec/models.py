@@ -192,10 +192,11 @@ class TrainSpec(Strict):
         "many small kernels",
     )
     draw_ahead: bool = Field(
-        True,
+        False,
         description="CUDA: draw the next step's batch on a side stream while this step runs, "
-        "so the draw's host work (e.g. an OT coupling's assignments) overlaps the GPU's; the "
-        "batches and checkpoints are those of drawing each batch in its own step",
+        "so the draw's host work (e.g. an OT coupling's assignments) overlaps the GPU's (pays "
+        "when the GPU bounds the step); the batches and checkpoints are those of drawing each "
+        "batch in its own step",
     )
     self_condition: bool = Field(
         False,
