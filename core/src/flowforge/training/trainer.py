@@ -14,11 +14,11 @@ EMA, which averages them in after every step, stays finite without a mask of its
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
 
-Drawing ahead (CUDA, `train.draw_ahead`, off by default): once a step's kernels are queued, the next step's
-batch is drawn on a side stream, so host work inside a draw (an OT coupling's assignments, its
-host reads) runs while the GPU trains instead of between steps. The generator advances in the
-same order, so the batches are the same; a checkpoint holds the generator's state from before
-the batch drawn ahead, which a resumed run draws again.
+Drawing ahead (CUDA, `train.draw_ahead`, off by default): once a step's kernels are queued,
+the next step's batch is drawn on a side stream, so host work inside a draw (an OT coupling's
+assignments, its host reads) runs while the GPU trains instead of between steps. The generator
+advances in the same order, so the batches are the same; a checkpoint holds the generator's
+state from before the batch drawn ahead, which a resumed run draws again.
 
 Data-parallel (`torchrun`, or any initialised process group: `flowforge.distributed`): every
 process draws the same whole batch from an identical generator and keeps its own rows
