@@ -12,7 +12,7 @@ Hence
 
 Cost. The per-element work runs on int32 words (two's complement, wrapping multiplies: the
 same values as `hash32` modulo 2^32, tested) and float32 `erfinv`, a few times cheaper than
-int64 arithmetic and float64 `erfinv`: a normal is about fifteen elementwise passes.
+int64 arithmetic and float64 `erfinv`: a normal is about fourteen elementwise passes.
 
 The seed of a solve is one int64 drawn from the `generator` given to `flowforge.sample`
 (`seed_from`), kept on the device.
@@ -327,10 +327,12 @@ class BrownianTree:
     `T / 2^depth`; depth 20 resolves ~1e-6 of the interval, far below any step size).
 
     A query is vectorised over the levels (no loop over the tree, no host sync) and costs
-    `depth` normals per element, about fifteen elementwise passes over `(depth, B, *event)`
-    int32/float32 words (module doc). The terms are summed elementwise in a fixed order
-    (`halves_sum_`), so the bits are the same for any batch size, depth or chunking, in float64
-    for a float64 tree and float32 otherwise. Times outside `[t_lo, t_hi]` are clamped to it.
+    `depth` normals per element, about fourteen elementwise passes over `(depth, B, *event)`
+    int32/float32 words (module doc); a walk along times every sample shares (`walk`) makes
+    only the levels whose node changed since the previous query. The terms are summed
+    elementwise in a fixed order (`halves_sum_`), so the bits are the same for any batch size,
+    depth, chunking or walk, in float64 for a float64 tree and float32 otherwise. Times
+    outside `[t_lo, t_hi]` are clamped to it.
 
     Shapes: `shape (B, *event)`; `t_lo`, `t_hi` floats or `(B,)` tensors; `seed` an int or
     int64 tensor `()`/`(B,)`; `ids (B,)` sample ids (default `0..B-1`). `tree(t)` with

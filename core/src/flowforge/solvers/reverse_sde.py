@@ -228,8 +228,8 @@ def noise_state(
     times = shared_columns(grid).to("cpu", torch.float64)
     rate = (times[1:] - times[:-1]).abs().clamp_min(MIN_DT).rsqrt()
     walk = None
-    if x.device.type == "cpu" and tree.parts == 1:  # a CPU walk reuses the coarse levels
-        walk = tree.walk(times)
+    if x.device.type == "cpu" and tree.parts == 1 and not grid.requires_grad:
+        walk = tree.walk(times)  # a CPU walk reuses the coarse levels (no gradient to the grid)
     if walk is None:
         return BrownianState(tree, tree(grid[0]), step_factors(rate, x), rate)
     w, z = tree.query(grid[0], levels=walk[0][0])
