@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import torch
 
-import flowforge
 from flowforge import registry
-from flowforge.guidance import Guidance
 from flowforge.solvers.euler_maruyama import EulerMaruyama
 
-
-class AsData(Guidance):
-    """Hands the solver the same prediction as a data prediction (another kind than the
-    model's), so the step converts it as it is instead of using the grid's coefficients."""
-
-    def on_prediction(self, pred, dynamics):
-        return pred.with_value(pred.data, "data")
+from .as_data import assert_fast_step_is_the_plain_step
 
 
 def test_coefficients_equal_the_drift_and_diffusion_of_the_prediction(mixture):
@@ -26,9 +18,4 @@ def test_coefficients_equal_the_drift_and_diffusion_of_the_prediction(mixture):
             path=path, prediction="noise", solver=EulerMaruyama(eta=1.0, noise=noise), nfe=20,
             t_span=(0.05, 0.95),
         )  # fmt: skip
-        field = mixture.field(path, "noise")
-        fast = flowforge.sample(field, x, generator=torch.Generator().manual_seed(1), **kw)
-        plain = flowforge.sample(
-            field, x, guidance=AsData(), generator=torch.Generator().manual_seed(1), **kw
-        )
-        torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
+        assert_fast_step_is_the_plain_step(mixture.field(path, "noise"), x, **kw)

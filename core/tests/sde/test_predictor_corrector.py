@@ -12,7 +12,6 @@ import flowforge
 from flowforge import registry
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
-from flowforge.guidance import Guidance
 from flowforge.noise import SeededNormals
 from flowforge.solvers.predictor_corrector import (
     PredictorCorrector,
@@ -20,6 +19,8 @@ from flowforge.solvers.predictor_corrector import (
     snr_step_size,
 )
 from flowforge.testing.fakes import CountingField
+
+from .as_data import assert_fast_step_is_the_plain_step
 
 
 @pytest.mark.parametrize("n_corrector", [0, 1, 3])
@@ -121,14 +122,6 @@ def test_corrector_coefficients_are_the_langevin_step(path_name, kind, mixture, 
     torch.testing.assert_close(fast, solve(), rtol=1e-12, atol=1e-12)
 
 
-class AsData(Guidance):
-    """Hands the solver the same prediction as a data prediction (another kind than the
-    model's), so the corrector converts it as it is instead of using its coefficients."""
-
-    def on_prediction(self, pred, dynamics):
-        return pred.with_value(pred.data, "data")
-
-
 @pytest.mark.parametrize("noise", ["brownian_tree", "iid"])
 def test_corrector_of_a_converted_prediction_is_the_same_step(noise, mixture):
     """A guidance hook that changes the prediction's kind takes the corrector's plain Langevin
@@ -140,9 +133,4 @@ def test_corrector_of_a_converted_prediction_is_the_same_step(noise, mixture):
         path=path, prediction="noise", nfe=24, t_span=(0.05, 0.95),
         solver=PredictorCorrector(n_corrector=2, noise=noise),
     )  # fmt: skip
-    field = mixture.field(path, "noise")
-    fast = flowforge.sample(field, x, generator=torch.Generator().manual_seed(1), **kw)
-    plain = flowforge.sample(
-        field, x, guidance=AsData(), generator=torch.Generator().manual_seed(1), **kw
-    )
-    torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
+    assert_fast_step_is_the_plain_step(mixture.field(path, "noise"), x, **kw)
