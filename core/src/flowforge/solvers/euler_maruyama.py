@@ -60,7 +60,7 @@ class EulerMaruyama(StochasticSolver):
         if self.eta == 0:
             return SDEState(Euler().init(f, x, grid), None, noise)
         a, b, c = self.coefficients(f, grid)
-        return SDEState(None, (step_factors(a, x), step_factors(b, x)), noise.scaled(c, x))
+        return SDEState(None, (step_factors(a, x), step_factors(b, x)), noise.scaled(c, x, grid))
 
     def coefficients(self, f: Dynamics, grid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per step, `(a, b, c)` `(S, B or 1)` on the host with `x_next = a x + b output + c xi`

@@ -145,9 +145,9 @@ class PredictorCorrector(StochasticSolver):
         coefficients = self.corrector(f, grid)
         if coefficients is None:  # unit normals in x's dtype
             one = torch.ones(words.shape[0], 1, dtype=torch.float64)
-            return PCState(predictor, langevin.scaled(one, x), None, solver)
+            return PCState(predictor, langevin.scaled(one, x, grid), None, solver)
         a, b, c = coefficients
-        langevin = langevin.scaled(c.repeat_interleave(self.n_corrector, dim=0), x)
+        langevin = langevin.scaled(c.repeat_interleave(self.n_corrector, dim=0), x, grid)
         return PCState(predictor, langevin, (step_factors(a, x), step_factors(b, x)), solver)
 
     def corrector(self, f: Dynamics, grid: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:

@@ -115,8 +115,7 @@ def step_factors(values: Tensor, x: Tensor) -> list[float] | Tensor:
 class BrownianState:
     """Noise from the seeded Brownian path of a solve: its value `w (B, ...)` at the grid time
     of step `at`; per step the factor `unit` (`step_factors`) of the increment: the step's
-    noise scale (`scaled`, 1 before) over `sqrt(|t_{n+1} - t_n|)`, whose host values `rate (S,
-    B or 1)` the state keeps for `scaled`.
+    noise scale (`scaled`, 1 before) over `sqrt(|t_{n+1} - t_n|)` (`increment_rates`).
 
     On the CPU with a grid every sample shares (`walk` not None: `BrownianTree.walk` of the
     grid, its levels per grid time and first changed level per step), consecutive queries share
@@ -127,7 +126,6 @@ class BrownianState:
     tree: BrownianTree
     w: Tensor
     unit: list[float] | Tensor
-    rate: Tensor
     z: Tensor | None = None
     walk: tuple[list, list[int]] | None = None
     at: int = 0
@@ -143,12 +141,12 @@ class BrownianState:
         else:
             w, z = self.tree.query(t, levels=self.walk[0][index + 1])
         dw = (w - self.w).mul_(self.unit[index])
-        return dw, BrownianState(self.tree, w, self.unit, self.rate, z, self.walk, index + 1)
+        return dw, BrownianState(self.tree, w, self.unit, z, self.walk, index + 1)
 
-    def scaled(self, scale: Tensor, x: Tensor) -> BrownianState:
-        """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values): the
-        step adds it as it is."""
-        return replace(self, unit=step_factors(self.rate * scale, x))
+    def scaled(self, scale: Tensor, x: Tensor, grid: Tensor) -> BrownianState:
+        """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values) on
+        `grid`, the solve's: the step adds it as it is."""
+        return replace(self, unit=step_factors(increment_rates(grid) * scale, x))
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` independent of the path, numbered by `counter` (Python ints)."""
@@ -192,9 +190,10 @@ class IIDState:
             )
         return state.block[index - state.start], state
 
-    def scaled(self, scale: Tensor, x: Tensor) -> IIDState:
+    def scaled(self, scale: Tensor, x: Tensor, grid: Tensor) -> IIDState:
         """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values),
-        made in x's dtype on x's device: the step adds it as it is."""
+        made in x's dtype on x's device: the step adds it as it is (`grid` unused: the
+        signature of `BrownianState.scaled`)."""
         factor = on_device(scaled_factor(shared_columns(scale)), x)
         return replace(self, factor=factor, block=(), start=0)
 
@@ -225,15 +224,23 @@ def noise_state(
         return IIDState(source, words, max(1, IID_BLOCK_ELEMENTS // x.numel()))
     lo, hi = grid.amin(0).clamp(max=0.0), grid.amax(0).clamp(min=1.0)
     tree = BrownianTree(seed, tuple(x.shape), lo, hi, depth, x.dtype, x.device)
-    times = shared_columns(grid).to("cpu", torch.float64)
-    rate = (times[1:] - times[:-1]).abs().clamp_min(MIN_DT).rsqrt()
+    unit = step_factors(increment_rates(grid), x)
     walk = None
     if x.device.type == "cpu" and tree.parts == 1 and not grid.requires_grad:
-        walk = tree.walk(times)  # a CPU walk reuses the coarse levels (no gradient to the grid)
+        # a CPU walk reuses the coarse levels (no gradient to the grid)
+        walk = tree.walk(shared_columns(grid).to(torch.float64))
     if walk is None:
-        return BrownianState(tree, tree(grid[0]), step_factors(rate, x), rate)
+        return BrownianState(tree, tree(grid[0]), unit)
     w, z = tree.query(grid[0], levels=walk[0][0])
-    return BrownianState(tree, w, step_factors(rate, x), rate, z, walk)
+    return BrownianState(tree, w, unit, z, walk)
+
+
+def increment_rates(grid: Tensor) -> Tensor:
+    """Per step `1 / sqrt(|t_{n+1} - t_n|)` `(S, B or 1)` of `grid (S+1, B)`, on the host in
+    float64 (`shared_columns`): the factor that gives a Brownian increment unit variance. Not
+    kept in a state: a captured CUDA graph takes every tensor of its state on the GPU."""
+    times = shared_columns(grid).to("cpu", torch.float64)
+    return (times[1:] - times[:-1]).abs().clamp_min(MIN_DT).rsqrt()
 
 
 class SDEState(NamedTuple):
@@ -373,7 +380,7 @@ class ExponentialSDE(StochasticSolver):
             return SDEState(state, None, noise)
         schedule = host_schedule(f, grid)
         scale = schedule.sigma[1:] * torch.sqrt(-torch.expm1(-2.0 * self.kappa(schedule)))
-        return SDEState(state, None, noise.scaled(scale, x))
+        return SDEState(state, None, noise.scaled(scale, x, grid))
 
     def step(
         self, f: Dynamics, x: Tensor, t0: Tensor, t1: Tensor, state: SDEState, info: StepInfo
