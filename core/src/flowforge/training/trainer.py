@@ -400,14 +400,10 @@ class Trainer:
     def _rng_state(self) -> dict[str, Any]:
         """`rng.capture` with the generator as it was before the batch drawn ahead, so that a
         resumed run draws that batch again."""
-        if self._ahead is None:
-            return rng.capture(self.generator)
-        now = self.generator.get_state()
-        self.generator.set_state(self._ahead.before)
-        try:
-            return rng.capture(self.generator)
-        finally:
-            self.generator.set_state(now)
+        state = rng.capture(self.generator)
+        if self._ahead is not None:
+            state["generator"] = self._ahead.before
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict`; a checkpoint of another model raises `CheckpointError`."""
