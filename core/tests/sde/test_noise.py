@@ -148,11 +148,13 @@ def test_tree_sums_its_levels_in_the_same_order_in_chunks(monkeypatch):
     assert torch.equal(tree(t), whole)
 
 
-def test_a_walk_makes_only_the_changed_levels_with_the_same_bits():
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_a_walk_makes_only_the_changed_levels_with_the_same_bits(dtype):
     """Along times every sample shares, a query takes the levels whose node did not change
     since the previous time from that query, and its per-level numbers from the walk: W has
-    the bits of the tree's own query at every time."""
-    tree = BrownianTree(seed=6, shape=(5, 3), t_lo=-0.25, t_hi=1.5, dtype=F64)
+    the bits of the tree's own query at every time (float32 terms reuse the erfinv values
+    themselves, float64 ones a copy)."""
+    tree = BrownianTree(seed=6, shape=(5, 3), t_lo=-0.25, t_hi=1.5, dtype=dtype)
     times = torch.rand(40, dtype=F64, generator=torch.Generator().manual_seed(3)).sort()[0]
     times = torch.cat((times, times[-1:], torch.tensor([1.5, 2.0], dtype=F64)))[:, None]
     levels, first = tree.walk(times)
@@ -165,10 +167,11 @@ def test_a_walk_makes_only_the_changed_levels_with_the_same_bits():
     assert tree.walk(torch.rand(4, 5, dtype=F64)) is None, "per-sample times: no walk"
 
 
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
 @pytest.mark.parametrize("name", ["reverse_sde", "euler_maruyama", "predictor_corrector"])
-def test_a_cpu_solve_on_the_walk_has_the_bits_of_plain_tree_queries(name, monkeypatch):
+def test_a_cpu_solve_on_the_walk_has_the_bits_of_plain_tree_queries(name, dtype, monkeypatch):
     path = registry.create("path", "vp_cosine")
-    x = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(6, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
     kw = dict(path=path, prediction="velocity", solver=name, nfe=12, t_span=(0.05, 1.0))
 
     def solve():
@@ -176,6 +179,14 @@ def test_a_cpu_solve_on_the_walk_has_the_bits_of_plain_tree_queries(name, monkey
             lambda x_t, t: -x_t, x, generator=torch.Generator().manual_seed(2), **kw
         )
 
+    walks, walk = [], BrownianTree.walk
+
+    def recorded(self, times):
+        walks.append(walk(self, times))
+        return walks[-1]
+
+    monkeypatch.setattr(BrownianTree, "walk", recorded)
     walked = solve()
+    assert walks and walks[-1] is not None, "the CPU solve walks the tree"
     monkeypatch.setattr(BrownianTree, "walk", lambda self, times: None)
     assert torch.equal(walked, solve())
