@@ -12,7 +12,7 @@ import flowforge
 from flowforge import registry
 from flowforge.errors import SpecError
 from flowforge.noise import SeededNormals, seed_from
-from flowforge.solvers import reverse_sde
+from flowforge.solvers import predictor_corrector, reverse_sde
 from flowforge.solvers.ddim import DDIM
 from flowforge.solvers.reverse_sde import ReverseSDE, noise_state
 
@@ -75,6 +75,27 @@ def test_an_iid_sample_is_reproducible_and_the_same_in_any_batch(name, mixture):
         generator=torch.Generator().manual_seed(5),
     )  # fmt: skip
     assert (other - full).abs().max() > 1e-3, "iid noise is not the tree's increments"
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+@pytest.mark.parametrize("name", ["reverse_sde", "euler_maruyama", "predictor_corrector"])
+def test_an_iid_sample_has_the_same_bits_for_any_block_size(name, dtype, mixture, monkeypatch):
+    """The scaled normals made a block of steps at a time in a reused workspace (blocks of 24
+    elements: two steps, the last block shorter) are those made all at once, bit for bit."""
+    path = registry.create("path", "vp_cosine")
+    x = torch.randn(6, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    kw = dict(path=path, prediction="velocity", nfe=10, t_span=(0.05, 0.95))
+    solver = registry.create("solver", name, noise="iid")
+
+    def solve() -> torch.Tensor:
+        return flowforge.sample(
+            mixture.field(path), x, solver=solver, generator=torch.Generator().manual_seed(4), **kw
+        )
+
+    whole = solve()
+    for module in (reverse_sde, predictor_corrector):
+        monkeypatch.setattr(module, "IID_BLOCK_ELEMENTS", 24)
+    assert torch.equal(solve(), whole)
 
 
 def test_iid_at_eta_zero_is_the_ode():
