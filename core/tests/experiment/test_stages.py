@@ -174,6 +174,7 @@ BASE = {"name": "x", "data": "two_moons", "path": "cond_ot", "model": "mlp"}
         ({"stage": "distill", "parent": "p", "self_condition": True}, {}, "self_condition"),
         ({"stage": "distill", "parent": "p", "steps": 9, "distill": {"rounds": 2}}, {}, "multiple"),
         ({"batch_size": 10, "grad_accumulation": 3}, {}, "must divide batch_size"),
+        ({"compile_mode": "reduce-overhead"}, {}, "set `compile: true`"),
         (
             {"stage": "reflow", "parent": "p"},
             {"model": {"name": "mlp", "checkpoint": "c.pt"}},

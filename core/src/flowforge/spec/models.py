@@ -252,6 +252,11 @@ class TrainSpec(Strict):
                 f"grad_accumulation ({self.grad_accumulation}) must divide batch_size "
                 f"({self.batch_size}): each step splits the batch into equal micro-batches"
             )
+        if self.compile_mode != "default" and not self.compile:
+            raise ValueError(
+                f"compile_mode {self.compile_mode!r} applies to a compiled network: set "
+                "`compile: true` or remove `compile_mode`"
+            )
         for stage in ("reflow", "distill"):
             if getattr(self, stage) is not None and self.stage != stage:
                 raise ValueError(

@@ -184,7 +184,7 @@ class Trainer:
         current = torch.cuda.current_stream(self.device)
         current.wait_stream(self._side)
         for value in ahead.batch.values():
-            if isinstance(value, Tensor):
+            if isinstance(value, Tensor) and value.is_cuda:
                 value.record_stream(current)
         return ahead.batch
 
