@@ -176,16 +176,16 @@ def noise_runner(kind: str, x):
     return at, 1.0
 
 
-def noise_per_step(name: str, suffix: str, noise: dict) -> float | None:
-    """The noise a step of sampler `name` (row suffix `suffix`) draws, in µs, from the noise
-    rows: its predictor's draw where eta > 0, and a step of blocked iid normals per Langevin
-    iteration (`n_corrector`)."""
+def noise_per_step(name: str, suffix: str, result: dict) -> float | None:
+    """The noise a step of sampler `name` (row suffix `suffix`) draws, in µs, from the
+    `ff.noise[...]` rows of `result`: its predictor's draw where eta > 0, and a step of blocked
+    iid normals per Langevin iteration (`n_corrector`)."""
     solver = registry.create("solver", name, **NOISES[suffix][0])
     kind = getattr(solver, "noise", None)
-    if kind is None or f"noise[{kind}]" not in noise:
+    if kind is None or f"ff.noise[{kind}]" not in result:
         return None
-    draws = noise[f"noise[{kind}]"] if solver.eta > 0 else 0.0
-    return draws + getattr(solver, "n_corrector", 0) * noise["noise[iid]"]
+    draws = result[f"ff.noise[{kind}]"]["us_per_step"] if solver.eta > 0 else 0.0
+    return draws + getattr(solver, "n_corrector", 0) * result["ff.noise[iid]"]["us_per_step"]
 
 
 def anchors(x, field):
@@ -251,11 +251,11 @@ def sde_ratios(result: dict) -> list[list[str]]:
     return rows
 
 
-def noise_split(stochastic: list, result: dict, noise: dict) -> list[list[str]]:
+def noise_split(stochastic: list, result: dict) -> list[list[str]]:
     """Rows `(sampler, total, noise, total - noise)` in µs per step on vp_cosine/data."""
     rows = []
     for name, suffix in stochastic:
-        drawn = noise_per_step(name, suffix, noise)
+        drawn = noise_per_step(name, suffix, result)
         if drawn is not None:
             total = result[f"ff.{name}{suffix}"]["vp_cosine/data"]["us_per_step"]
             rows.append([f"ff.{name}{suffix}", f"{total:.1f}", f"{drawn:.1f}",
@@ -308,11 +308,9 @@ def main() -> None:
                     f"{v['nfe_per_step']:g}",
                 ]
             )
-    noise = {}
     for kind in NOISE_KINDS if stochastic else ():
         at, per_step = noise_runner(kind, x)
         cell = measure(at, per_step, field, 0.0, args.repeats)
-        noise[f"noise[{kind}]"] = cell["us_per_step"]
         result[f"ff.noise[{kind}]"] = {"us_per_step": cell["us_per_step"],
                                        "draw": NOISE_KINDS[kind]}  # fmt: skip
         rows.append([f"ff.noise[{kind}]", "flowforge (noise alone)", "",
@@ -336,7 +334,7 @@ def main() -> None:
         print("\nSDE samplers, µs per step (flowforge on vp_cosine/data):")
         print(markdown(["k-diffusion", "flowforge", "k µs / step", "ff µs / step", "k / ff"],
                        ratios))  # fmt: skip
-    split = noise_split(stochastic, result, noise)
+    split = noise_split(stochastic, result)
     if split:
         print("\nSDE samplers, µs per step on vp_cosine/data: noise and the rest (step arithmetic "
               "and the driver's per-step work):")  # fmt: skip
