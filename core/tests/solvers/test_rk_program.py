@@ -9,7 +9,8 @@ import flowforge
 from flowforge import registry
 from flowforge.solvers import ExplicitRK, explicit_rk
 from flowforge.solvers.exponential import Schedule
-from flowforge.solvers.rk_program import HostRKStep, ops
+from flowforge.solvers.host_program import sum_ops
+from flowforge.solvers.rk_program import HostRKStep
 from flowforge.targets import GaussianMixture
 
 GM = GaussianMixture(means=[[-1.0, 0.5], [1.0, -0.5]], stds=[0.4, 0.6], weights=[0.4, 0.6])
@@ -61,7 +62,7 @@ def test_a_step_takes_the_fewest_ops_of_its_two_forms(name, velocity, data):
     (RK4: 2 + 2 + 2 + 5 instead of 2 + 3 + 4 + 5 or the tensor form's 21)."""
     for kind, want in [("velocity", velocity), ("data", data)]:
         for program in _programs(name, kind):
-            assert sum(ops(t) for t in program.stages[1:]) + ops(program.result) == want
+            assert sum(sum_ops(t) for t in program.stages[1:]) + sum_ops(program.result) == want
 
 
 def test_heun_last_step_is_euler():

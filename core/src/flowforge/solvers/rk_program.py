@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from flowforge.field import Dynamics
-from flowforge.solvers.host_program import weighted_sum
+from flowforge.solvers.host_program import sum_ops, weighted_sum
 
 # `(vector index, weight)` pairs into `(x, output_0, x_1, output_1, ...)`.
 Terms = tuple[tuple[int, float], ...]
@@ -58,14 +58,9 @@ class HostRKStep:
         return weighted_sum(self.program.result, vectors)
 
 
-def ops(terms: Terms) -> int:
-    """Tensor ops of `weighted_sum(terms)`: one per term, less one where one of several
-    weights is exactly 1."""
-    return max(len(terms) - any(c == 1.0 for _, c in terms), 1)
-
-
 def _terms(weights: dict[int, float]) -> Terms:
-    """The nonzero weights, one that is exactly 1 first (the base of `torch.add`)."""
+    """The nonzero weights, one that is exactly 1 first (the base of `torch.add`, which
+    `sum_ops` counts)."""
     items = [(k, c) for k, c in sorted(weights.items()) if c != 0.0]
     return tuple(sorted(items, key=lambda kc: kc[1] != 1.0))
 
@@ -93,7 +88,7 @@ def rk_program(
                 raw[index] = raw.get(index, 0.0) + k * p[j] * e
             raw[2 * j + 1] = raw.get(2 * j + 1, 0.0) + k * q[j]
         by_tableau, by_outputs = _terms(tableau), _terms(raw)
-        return (by_tableau if ops(by_tableau) <= ops(by_outputs) else by_outputs), raw
+        return (by_tableau if sum_ops(by_tableau) <= sum_ops(by_outputs) else by_outputs), raw
 
     stages: list[Terms] = []
     for i in range(len(b)):
