@@ -40,14 +40,14 @@ def pack(run: Path, out: Path, part_mib: float) -> list[Path]:
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
-    size = int(part_mib * 2**20)
-    stem = f"ckpt_{int(state['step']):08d}"
+    size, step = int(part_mib * 2**20), int(state["step"])
+    stem = f"ckpt_{step:08d}"
     out.mkdir(parents=True, exist_ok=True)
     parts = []
     for i, start in enumerate(range(0, len(data), size)):
         parts.append(out / f"{stem}.part{i:02d}")
         parts[-1].write_bytes(data[start : start + size])
-    manifest = {"step": int(state["step"]), "parts": [p.name for p in parts]}
+    manifest = {"step": step, "parts": [p.name for p in parts]}
     manifest["sha256"] = hashlib.sha256(data).hexdigest()
     (out / f"{stem}.json").write_text(json.dumps(manifest))
     return parts
