@@ -62,7 +62,7 @@ from flowforge.field import Dynamics
 from flowforge.graph.state import identity
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import ODE, Solver, StepInfo, steps_from_nfe
-from flowforge.solvers.host_program import HostProgram, host_program
+from flowforge.solvers.host_program import HostProgram, host_program, weighted_sum
 
 F64 = torch.float64
 # alpha/sigma (or sigma/alpha) below this counts as an end point: vp_cosine's sigma(1) is
@@ -486,16 +486,7 @@ def combine(
     nonzero `(entry, weight)` pairs as Python numbers (no weight tensor to index per term).
     """
     if isinstance(weights, list):
-        if not weights:
-            return torch.zeros_like(window[0]) if base is None else base.clone()
-        entry, c = weights[0]
-        if base is None:
-            out = window[entry] * c
-        else:
-            out = torch.add(base, window[entry], alpha=c)
-        for entry, c in weights[1:]:
-            out = out.add_(window[entry], alpha=c)
-        return out
+        return weighted_sum(weights, window, base)
     if base is None:
         out = window[0] * weights[0]
     else:
