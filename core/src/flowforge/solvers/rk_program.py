@@ -54,7 +54,7 @@ class HostRKStep:
             pred = f(xi, t0 if ci == 0 else t1 if ci == 1 else self.mids[i])
             if i:
                 vectors.append(xi)
-            vectors.append(pred.value if pred.kind == f.prediction else pred.as_(f.prediction))
+            vectors.append(pred.as_(f.prediction))
         return weighted_sum(self.program.result, vectors)
 
 
