@@ -132,6 +132,10 @@ class DecreasingLogSNR(CondOT):
         return -super().log_snr(t)
 
 
+class RecommendsAuto(CondOT):
+    recommended_grid = "auto"  # `auto` stands for this very field: no grid to fall back on
+
+
 @dataclass(frozen=True)
 class HiddenCalls(Euler):
     """Calls the model once more per step behind the driver's back."""
@@ -187,6 +191,10 @@ BROKEN = {
         {"affine": WrongDerivative()},
     ),
     "decreasing_log_snr": (PathContract().test_log_snr_increasing, {"affine": DecreasingLogSNR()}),
+    "recommends_auto": (
+        PathContract().test_recommended_grid_is_a_named_grid,
+        {"component": RecommendsAuto()},
+    ),
     "hidden_calls": (
         SolverContract().test_exact_nfe,
         {"fixed_nfe_solver": HiddenCalls(), "generator": torch.Generator()},
