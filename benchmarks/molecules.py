@@ -143,6 +143,12 @@ def parse() -> argparse.Namespace:
         help="sampling budgets, comma-separated; '' trains only (then resume to evaluate)",
     )
     p.add_argument("--solver", default="dpm_solver_pp")
+    p.add_argument(
+        "--time-grid",
+        default="uniform",
+        choices=["uniform", "logsnr", "edm", "auto"],
+        help="sampling grid (log-SNR grids follow the positions' path)",
+    )
     p.add_argument("--no-fcd", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
@@ -261,6 +267,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 n_atoms,
                 solver=args.solver,
                 discrete_solver=args.discrete_solver,
+                time_grid=args.time_grid,
                 **common,
             )
         else:

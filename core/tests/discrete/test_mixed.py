@@ -7,6 +7,7 @@ import torch
 
 from flowforge.discrete import MaskedPath, ProductPath, sample_mixed
 from flowforge.errors import InvalidArgumentError
+from flowforge.grids import make_grid
 from flowforge.paths import CondOT
 from flowforge.targets import GaussianMixture
 
@@ -98,3 +99,57 @@ def test_solvers_that_call_twice_are_refused():
             solvers={"pos": "euler", "atom_type": "euler"},
             nfe=10,
         )
+
+
+class _Times(Joint):
+    """`Joint` recording the times it is called at."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def __call__(self, state, t):
+        self.times.append(t[0].item())
+        return super().__call__(state, t)
+
+
+@pytest.mark.parametrize("grid", ["edm", "logsnr"])
+def test_named_grids_follow_the_continuous_path_and_still_reach_the_target(grid):
+    path = ProductPath({"pos": CondOT(), "atom_type": MaskedPath(vocab_size=3)})
+    gen = torch.Generator().manual_seed(2)
+    model = _Times()
+    out = sample_mixed(
+        model,
+        path.source(_template(), gen),
+        path=path,
+        predictions={"pos": "velocity"},
+        solvers={"pos": "dpm_solver_pp", "atom_type": "ancestral"},
+        nfe=30,
+        generator=gen,
+        time_grid=grid,
+    )
+    t0, t1 = (torch.full((1,), v) for v in path.t_span)
+    expected = make_grid(grid, CondOT(), t0, t1, 30, "uniform")[:-1, 0]
+    torch.testing.assert_close(torch.tensor(model.times), expected)
+    assert model.times[-1] > 0.99, "log-SNR grids crowd the steps at the data end"
+    pos = out["pos"][out["mask"]]
+    torch.testing.assert_close(pos.mean(0), torch.tensor([1.0, -2.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(pos.std(0), torch.tensor([0.5, 0.5]), atol=0.05, rtol=0)
+
+
+def test_explicit_grid_and_discrete_only_states():
+    times = torch.tensor([0.0, 0.5, 0.9, 1.0])
+    path = ProductPath({"atom_type": MaskedPath(vocab_size=3)})
+    gen = torch.Generator().manual_seed(3)
+    x_init = path.source({k: v for k, v in _template(16).items() if k != "pos"}, gen)
+    seen = []
+
+    def model(state, t):
+        seen.append(t[0].item())
+        return {"atom_type": TYPE_LOGITS.expand(*state["atom_type"].shape, 3)}
+
+    common = dict(path=path, predictions={}, solvers={"atom_type": "ancestral"}, nfe=3)
+    sample_mixed(model, x_init, generator=gen, time_grid=times, **common)
+    assert seen == pytest.approx(times[:-1].tolist())
+    with pytest.raises(InvalidArgumentError, match=r"time_grid 'edm'.*continuous key"):
+        sample_mixed(model, x_init, generator=gen, time_grid="edm", **common)

@@ -4,7 +4,8 @@ Continuous keys take a step of a core solver that evaluates the field once per s
 start of the step (`euler`, `ddim`, `dpm_solver_pp`, `euler_maruyama`, `reverse_sde`, ...),
 fed the shared call's prediction for that key; discrete keys take a discrete solver's step
 (`ancestral`, `tau_leaping`, `ctmc_euler`) with its logits. Padding (the mask key) never
-changes. The grid is uniform on the product path's `t_span` (or `t_span`).
+changes. The grid spans the product path's `t_span` (or `t_span`): `uniform` by default, or
+`logsnr` / `edm` / `auto` spaced by the first continuous key's affine path, or explicit times.
 
 >>> model(state, t) -> {"pos": velocity (B, N, 3), "atom_type": logits (B, N, K)}
 >>> out = sample_mixed(model, path.source(template, gen), path=path,
@@ -69,6 +70,20 @@ def _solvers(path: ProductPath, solvers: Mapping[str, Any], nfe: int) -> dict[st
     return out
 
 
+def _grid(time_grid: str | Tensor, path: ProductPath, chosen: Mapping[str, Solver], t0, t1, nfe):
+    """The `(nfe + 1, B)` grid: a named log-SNR grid (and `auto`) follows the first continuous
+    key's affine path and solver; a uniform or explicit grid needs neither."""
+    keys = path.continuous_keys
+    if isinstance(time_grid, Tensor) or time_grid == "uniform" or not keys:
+        if isinstance(time_grid, str) and time_grid not in ("uniform", "auto"):
+            raise InvalidArgumentError(
+                f"time_grid {time_grid!r} is spaced by a continuous key's path and this state "
+                "has none; use 'uniform' or explicit times"
+            )
+        return make_grid(time_grid, path, t0, t1, nfe, "uniform")
+    return make_grid(time_grid, path.paths[keys[0]], t0, t1, nfe, chosen[keys[0]].default_grid)
+
+
 def sample_mixed(
     model: Callable[..., Mapping[str, Tensor]],
     x_init: Mapping[str, Tensor],
@@ -80,12 +95,15 @@ def sample_mixed(
     t_span: tuple[float, float] | None = None,
     generator: torch.Generator | None = None,
     cond: Mapping[str, Any] | None = None,
+    time_grid: str | Tensor = "uniform",
 ) -> State:
     """Integrate a structured state from `t_span[0]` to `t_span[1]` with `nfe` network calls.
 
     `model(state, t, **cond)` returns a dict: for each continuous key a prediction of kind
     `predictions[key]` (velocity, data, noise, score) for its affine path, for each discrete key
     clean-token logits `(B, N, K)`. `solvers`: a registered name or solver per key.
+    `time_grid`: a grid name (`flowforge.grids`; the log-SNR ones follow the first continuous
+    key's path) or explicit times `(nfe + 1,)` / `(nfe + 1, B)`.
     """
     if nfe < 1:
         raise InvalidArgumentError(f"nfe must be a positive integer, got {nfe}")
@@ -96,7 +114,7 @@ def sample_mixed(
     like = torch.zeros((), device=device)
     t0, t1 = path.t_span if t_span is None else t_span
     t0, t1 = as_time(t0, batch, like), as_time(t1, batch, like)
-    grid = make_grid("uniform", path, t0, t1, nfe, "uniform")
+    grid = _grid(time_grid, path, chosen, t0, t1, nfe)
     times = grid.unbind(0)
     valid = path.valid(state)
     dyn: dict[str, Dynamics] = {}

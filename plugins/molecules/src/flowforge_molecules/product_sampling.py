@@ -84,10 +84,12 @@ def sample_product(
     properties: Tensor | None = None,
     cfg: CFG | None = None,
     t_span: tuple[float, float] | None = None,
+    time_grid: str | Tensor = "uniform",
 ) -> MoleculeState:
     """One batch of molecules with `n_atoms (B,)` atoms each, `nfe` network calls (twice that
     with `cfg` at a scale other than 1). `properties (B, P)`: standardised targets of a
-    property-conditioned model. Returns the decoded molecules (positions in Angstrom)."""
+    property-conditioned model. `time_grid`: `sample_mixed`'s (a named grid spaced by the
+    positions' path, or explicit times). Returns the decoded molecules (positions in Angstrom)."""
     mask = AtomCounts.mask(n_atoms.to(device), max_atoms)
     path = encoding.path
     t0 = (path.t_span if t_span is None else t_span)[0]
@@ -103,6 +105,7 @@ def sample_product(
         t_span=t_span,
         generator=generator,
         cond=None if properties is None else {"properties": properties.to(device)},
+        time_grid=time_grid,
     )
     x["pos"] = remove_com(x["pos"], mask)
     return encoding.decode(x).with_properties(properties)

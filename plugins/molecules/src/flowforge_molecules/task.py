@@ -201,13 +201,6 @@ class MoleculesTask(Task):
                         "cfg is); use state: onehot for it",
                     )
                 )
-        if spec.sample.time_grid != "auto":
-            issues.append(
-                (
-                    "sample.time_grid",
-                    "state: product samples on a uniform grid; use auto, or state: onehot",
-                )
-            )
         if issues:
             raise SpecError(issues)
 
@@ -297,7 +290,7 @@ class MoleculesTask(Task):
     def _sample(self, ctx, setup: Setup, model, path, regressor, conditioned):
         spec, p = ctx.spec, self.params
         solver = build("solver", spec.sample.solver, "sample.solver")
-        grid = sampling_grid(spec.sample, solver) if setup.product is None else None
+        grid = sampling_grid(spec.sample, solver)
         guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
         gen = rng.generator(spec.seed, "sample", ctx.device)
         max_atoms = setup.dataset.max_atoms
@@ -328,6 +321,7 @@ class MoleculesTask(Task):
                     properties=std if conditioned else None,
                     cfg=next((g for g in guidance if isinstance(g, CFG)), None),
                     t_span=spec.sample.t_span,
+                    time_grid=grid,
                 )
             else:
                 state = sample_molecules(
