@@ -132,30 +132,40 @@ def erfinv_of_words_(h: Tensor, out: Tensor | None = None) -> Tensor:
     with `m` the word's top 24 bits: 2^24 equally likely values, symmetric, exact in float32,
     inside (-1, 1). Times sqrt(2) it is a standard normal with |z| < 5.43.
 
-    `c = 2^-23 (h >> 8) + 2^-24` in one float32 op (every term and the sum are exact), the same
-    number as `((h >> 7) | 1) * 2^-24`, one pass fewer. `out`: a float32 tensor of h's shape
-    for the result (default a new one)."""
+    `c = 2^-23 (h >> 8) + 2^-24` (every term and the sum are exact), the same number as
+    `((h >> 7) | 1) * 2^-24`: the 24-bit integer converted into `out`, then one float32 op in
+    place (an op taking the int32 words directly converts them into a temporary first). `out`:
+    a float32 tensor of h's shape for the result (default a new one)."""
     h >>= _SHIFT8
-    return torch.add(_HALF_UNIT, h, alpha=2.0**-23, out=out).erfinv_()
+    out = torch.empty_like(h, dtype=torch.float32) if out is None else out
+    out.copy_(h)
+    return torch.add(_HALF_UNIT, out, alpha=2.0**-23, out=out).erfinv_()
 
 
 def normals_from_words_(
-    h: Tensor, dtype: torch.dtype, factor: Tensor | None = None, work: Tensor | None = None
+    h: Tensor,
+    dtype: torch.dtype,
+    factor: Tensor | None = None,
+    work: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> Tensor:
     """Standard normals in `dtype` from hashed int32 words `h` (consumed): `sqrt(2)` times the
-    float32 `erfinv`, multiplied in `dtype` (float32 or float64); a new tensor unless it is
-    made in place of `h`'s float32 erfinv (no `work`, float32).
+    float32 `erfinv`, multiplied in `dtype` (float32 or float64); in `out` if given, else a new
+    tensor unless it is made in place of `h`'s float32 erfinv (no `work`, float32).
 
     With `factor` (a tensor in `dtype` that broadcasts against the result, e.g. `(P, 1, ...)`
     per row of a block), the erfinv is multiplied by `factor` instead of sqrt(2): a
     `scaled_factor(s)` gives `s` times the normals in the same one multiply. `work`: a float32
-    tensor of h's shape for the erfinv (`SeededNormals.workspace`)."""
+    tensor of h's shape for the erfinv, `out` one in `dtype` for the result
+    (`SeededNormals.workspace`)."""
     z = erfinv_of_words_(h, work)
     if factor is None:
         factor = _SQRT2.get(dtype, math.sqrt(2.0))
     if dtype != torch.float32:
-        return z.to(dtype).mul_(factor)
-    return z.mul_(factor) if work is None else torch.mul(z, factor)
+        return z.to(dtype).mul_(factor) if out is None else out.copy_(z).mul_(factor)
+    if work is None:
+        return z.mul_(factor)
+    return torch.mul(z, factor) if out is None else torch.mul(z, factor, out=out)
 
 
 def scaled_factor(scale: Tensor) -> Tensor:
@@ -244,31 +254,37 @@ class SeededNormals:
             return mix32_(self.keys ^ key, scratch)
         return mix32_(torch.bitwise_xor(self.keys, key, out=out), scratch)
 
-    def workspace(self, draws: int) -> tuple[Tensor, Tensor]:
-        """Two int32 tensors `(draws, B, *event)` for `keyed(..., work=)` of up to `draws` draws
-        at once: a sampler that makes blocks of draws reuses them instead of allocating (and on
-        the CPU faulting in) the intermediates of every block."""
+    def workspace(
+        self, draws: int, dtype: torch.dtype | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Two int32 tensors `(draws, B, *event)` for the intermediates of `keyed(..., work=)` of
+        up to `draws` draws at once, and one in `dtype` (default the normals') for its result: a
+        sampler that makes blocks of draws reuses them instead of allocating (and on the CPU
+        bringing into cache) new memory for every block."""
         shape = (draws, *self.shape)
-        return self.keys.new_empty(shape), self.keys.new_empty(shape)
+        out = self.keys.new_empty(shape, dtype=self.dtype if dtype is None else dtype)
+        return self.keys.new_empty(shape), self.keys.new_empty(shape), out
 
     def keyed(
         self,
         key: Tensor | int,
         factor: Tensor | None = None,
-        work: tuple[Tensor, Tensor] | None = None,
+        work: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Tensor:
         """The `(B, *event)` normals of a hashed counter word `key` (an int in [0, 2^32), or
         `counter_word`'s tensor; `(*lead, B, *event)` for `words`' per-draw tensors), a new
         tensor. With `factor` (`scaled_factor` of per-draw scales `(*lead, 1, ...)`), the
         normals times those scales, in the factor's dtype, for the multiply that makes them
-        normals anyway. `work`: for a key `(P, B or 1)`, a `workspace` of at least P draws, for
-        the intermediates."""
+        normals anyway. `work`: for a key `(P, B or 1)`, a `workspace` of at least P draws (its
+        result tensor in that dtype): the normals are then a view of its result tensor, which
+        the next call with this workspace overwrites."""
         dtype = self.dtype if factor is None else factor.dtype
         if work is None:
             return normals_from_words_(self.words(key), dtype, factor)
-        h, scratch = work if work[0].shape[0] == key.shape[0] else (w[: key.shape[0]] for w in work)
+        rows = key.shape[0]
+        h, scratch, out = work if work[0].shape[0] == rows else (w[:rows] for w in work)
         words = self.words(key, h, scratch)
-        return normals_from_words_(words, dtype, factor, scratch.view(torch.float32))
+        return normals_from_words_(words, dtype, factor, scratch.view(torch.float32), out)
 
     def normals(self, *counter: int) -> Tensor:
         """The `(B, *event)` normals of the draw numbered `counter` (Python ints)."""

@@ -98,6 +98,21 @@ def test_an_iid_sample_has_the_same_bits_for_any_block_size(name, dtype, mixture
     assert torch.equal(solve(), whole)
 
 
+def test_a_state_whose_block_was_overwritten_makes_it_again(monkeypatch):
+    """The blocks of a solve share one workspace, so a later block overwrites an earlier one:
+    drawing from the earlier state again gives its own step's numbers, not the later block's."""
+    monkeypatch.setattr(reverse_sde, "IID_BLOCK_ELEMENTS", 24)  # x (6, 2): two steps a block
+    x = torch.zeros(6, 2, dtype=F64)
+    grid = torch.linspace(0, 1, 7, dtype=F64)[:, None].expand(7, 6)
+    fresh = noise_state("iid", x, grid, torch.Generator().manual_seed(0), depth=20)
+    first, early = fresh.draw(0, grid[1])
+    expected = first.clone()
+    late = early.draw(2, grid[3])[1]
+    assert late.work is early.work and late.start == 2
+    assert torch.equal(early.draw(0, grid[1])[0], expected)
+    assert torch.equal(late.draw(3, grid[4])[0], fresh.draw(3, grid[4])[0])
+
+
 def test_iid_at_eta_zero_is_the_ode():
     path = registry.create("path", "vp_cosine")
     x = torch.randn(8, 2, dtype=F64, generator=torch.Generator().manual_seed(0))

@@ -165,8 +165,10 @@ class IIDState:
     device (`counter_words`). `factor`: None (unit normals in the source's dtype), or per step
     `(S, B or 1, 1, ...)` the `scaled_factor` of its noise scale (`scaled`), in the state's
     dtype: the block's normals come out scaled from the multiply that makes them normals.
-    `work`: the blocks' intermediates (`SeededNormals.workspace`), made with the first block
-    and reused by the next (each block itself is a new tensor).
+    `work`: the blocks' intermediates and result (`SeededNormals.workspace`), made with the
+    first block and reused by the next, so a block overwrites the one before it: a step's
+    noise is read within the step. `owner`: a one-item list shared along the solve, the block
+    that `work` holds now; a state whose block was overwritten makes it again (same numbers).
     """
 
     source: SeededNormals
@@ -175,27 +177,35 @@ class IIDState:
     factor: Tensor | None = None
     block: tuple[Tensor, ...] = ()
     start: int = 0
-    work: tuple[Tensor, Tensor] | None = None
+    work: tuple[Tensor, Tensor, Tensor] | None = None
+    owner: list | None = None
 
     def draw(self, index: int, t: Tensor) -> tuple[Tensor, IIDState]:
-        """Step `index`'s noise `(B, ...)`: unit normals times the step's scale."""
-        state = self
-        if not self.start <= index < self.start + len(self.block):
-            stop = index + self.per_block
-            rows = None if self.factor is None else self.factor[index:stop]
-            work = self.work or self.source.workspace(self.per_block)
-            block = self.source.keyed(self.words[index:stop, None], rows, work).unbind(0)
-            state = IIDState(
-                self.source, self.words, self.per_block, self.factor, block, index, work
-            )
+        """Step `index`'s noise `(B, ...)`: unit normals times the step's scale, valid until
+        the next block is made (a draw `per_block` steps on)."""
+        state, block = self, self.block
+        if not self.start <= index < self.start + len(block) or self.owner[0] is not block:
+            state = self.made(index)
         return state.block[index - state.start], state
+
+    def made(self, index: int) -> IIDState:
+        """The state holding the block of steps `index, index + 1, ...`, made in `work`."""
+        stop = index + self.per_block
+        rows = None if self.factor is None else self.factor[index:stop]
+        work, owner = self.work, self.owner
+        if work is None:
+            dtype = self.source.dtype if rows is None else rows.dtype
+            work, owner = self.source.workspace(self.per_block, dtype), [None]
+        block = self.source.keyed(self.words[index:stop, None], rows, work).unbind(0)
+        owner[0] = block
+        return replace(self, block=block, start=index, work=work, owner=owner)
 
     def scaled(self, scale: Tensor, x: Tensor, grid: Tensor) -> IIDState:
         """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values),
         made in x's dtype on x's device: the step adds it as it is (`grid` unused: the
         signature of `BrownianState.scaled`)."""
         factor = on_device(scaled_factor(shared_columns(scale)), x)
-        return replace(self, factor=factor, block=(), start=0)
+        return replace(self, factor=factor, block=(), start=0, work=None, owner=None)
 
     def normals(self, *counter: int) -> Tensor:
         """Unit normals `(B, ...)` numbered by `counter` (Python ints, two or more: a
