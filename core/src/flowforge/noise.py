@@ -1,8 +1,8 @@
 """Seeded noise for stochastic samplers: counter-based normals and a Brownian tree.
 
 Every random number is a pure function of `(seed, sample id, element, counter)`: a 32-bit
-integer hash of those keys is turned into a standard normal by the inverse error function.
-Hence
+integer hash of those keys (`draw_hash`) is turned into a standard normal by the inverse error
+function. Hence
 
 - a sample's noise depends only on the seed and its own id, not on the batch it is in;
 - a Brownian path `W(t)` is one fixed function of `t`, so a coarse and a fine time grid see
@@ -11,8 +11,10 @@ Hence
   host, so a sampling loop that uses this noise can be captured in one CUDA graph.
 
 Cost. The per-element work runs on int32 words (two's complement, wrapping multiplies: the
-same values as `hash32` modulo 2^32, tested) and float32 `erfinv`, a few times cheaper than
-int64 arithmetic and float64 `erfinv`: a normal is about thirteen elementwise passes.
+same values as `draw_hash` modulo 2^32, tested) and float32 `erfinv`, a few times cheaper than
+int64 arithmetic and float64 `erfinv`: a normal is about ten elementwise passes (seven on the
+int32 words, the conversion to the `erfinv` argument, `erfinv`, the scale; a float64 normal
+one more, the conversion).
 
 The seed of a solve is one int64 drawn from the `generator` given to `flowforge.sample`
 (`seed_from`), kept on the device.
@@ -40,7 +42,8 @@ TREE_SALT, DRAW_SALT = 0x5BD1E995, 0x27D4EB2F
 # A tree node's word: its heap number (2^level + index) times this odd constant, plus the
 # salt (mod 2^32); the element's key is mixed in by a full hash, so a linear word suffices.
 NODE_STEP = 0x61C88647
-# The two multipliers of `hash32`; both below 2^31, so `x * c` fits int64 for 32-bit x.
+# The two multipliers of `hash32` and `draw_hash`; both below 2^31, so `x * c` fits int64 for
+# 32-bit x.
 MUL_A, MUL_B = 0x21F0AAAD, 0x735A2D97
 # Largest number of (level, sample, element) normals made in one tensor by a tree query.
 CHUNK_ELEMENTS = 2**24
@@ -50,14 +53,24 @@ def hash32(x: Tensor | int) -> Tensor | int:
     """A 32-bit integer hash with full avalanche: `[16 21f0aaad 15 735a2d97 15]` in the notation
     of C. Wellons' hash-prospector (xorshift-multiply rounds, a bijection of [0, 2^32)).
 
-    Works elementwise on int64 tensors holding values in [0, 2^32), and on Python ints: the
-    reference for the int32 form `mix32_` that the samplers run.
+    Works elementwise on int64 tensors holding values in [0, 2^32), and on Python ints. Keys
+    and counters are hashed with it (`hash_words`); a draw's word is `draw_hash`.
+    """
+    x = draw_hash(x)
+    return x ^ (x >> 15)
+
+
+def draw_hash(x: Tensor | int) -> Tensor | int:
+    """`hash32` without its last xorshift: the hash of a draw's word, whose top 24 bits make the
+    normal (`erfinv_of_words_`). That xorshift only folds bits 15-31 into bits 0-16; without it
+    every output bit still depends on every input bit (the first xorshift brings bits 16-31
+    down before the multiplies carry them up), bits 17-31 are `hash32`'s, and a draw costs three
+    passes fewer. The reference (int64 tensors in [0, 2^32), or ints) for the int32 `mix32_`.
     """
     x = x ^ (x >> 16)
     x = (x * MUL_A) & MASK32
     x = x ^ (x >> 15)
-    x = (x * MUL_B) & MASK32
-    return x ^ (x >> 15)
+    return (x * MUL_B) & MASK32
 
 
 def hash_words(*words: Tensor | int) -> Tensor | int:
@@ -76,10 +89,10 @@ def signed32(word: Tensor | int) -> Tensor | int:
 
 
 def xorshift16(word: Tensor | int) -> Tensor | int:
-    """`hash32`'s first round, `w ^ (w >> 16)` on 32-bit words (int64 tensors or ints).
+    """`draw_hash`'s first round, `w ^ (w >> 16)` on 32-bit words (int64 tensors or ints).
 
-    It is linear over XOR, so `hash32(a ^ b)` starts from `xorshift16(a) ^ xorshift16(b)`: keys
-    and counters are pre-shifted once and a draw skips that round on its big tensor.
+    It is linear over XOR, so `draw_hash(a ^ b)` starts from `xorshift16(a) ^ xorshift16(b)`:
+    keys and counters are pre-shifted once and a draw skips that round on its big tensor.
     """
     return word ^ (word >> 16)
 
@@ -114,17 +127,16 @@ def xorshift16_(h: Tensor) -> Tensor:
 
 
 def mix32_(h: Tensor, scratch: Tensor | None = None) -> Tensor:
-    """`hash32` after its first round (`xorshift16`), in place on int32 words; returns `h`.
+    """`draw_hash` after its first round (`xorshift16`), in place on int32 words; returns `h`.
 
-    int32 multiplies wrap modulo 2^32 (two's complement), so the bits equal `hash32`'s.
+    int32 multiplies wrap modulo 2^32 (two's complement), so the bits equal `draw_hash`'s.
     `scratch`: an int32 tensor of h's shape to work in (default a new one).
     """
     scratch = torch.empty_like(h) if scratch is None else scratch
-    for mul in (_MUL_A, _MUL_B):
-        h *= mul
-        torch.bitwise_right_shift(h, _SHIFT15, out=scratch)
-        h ^= scratch.bitwise_and_(_LOW17)
-    return h
+    h *= _MUL_A
+    torch.bitwise_right_shift(h, _SHIFT15, out=scratch)
+    h ^= scratch.bitwise_and_(_LOW17)
+    return h.mul_(_MUL_B)
 
 
 def erfinv_of_words_(h: Tensor, out: Tensor | None = None) -> Tensor:
@@ -343,7 +355,7 @@ class BrownianTree:
     `T / 2^depth`; depth 20 resolves ~1e-6 of the interval, far below any step size).
 
     A query is vectorised over the levels (no loop over the tree, no host sync) and costs
-    `depth` normals per element, about thirteen elementwise passes over `(depth, B, *event)`
+    `depth` normals per element, about ten elementwise passes over `(depth, B, *event)`
     int32/float32 words (module doc); a walk along times every sample shares (`walk`) makes
     only the levels whose node changed since the previous query. The terms are summed
     elementwise in a fixed order (`halves_sum_`), so the bits are the same for any batch size,

@@ -13,6 +13,7 @@ from flowforge.errors import InvalidArgumentError
 from flowforge.noise import (
     BrownianTree,
     SeededNormals,
+    draw_hash,
     erfinv_of_words_,
     hash32,
     mix32_,
@@ -33,15 +34,17 @@ def test_hash_is_a_bijection_onto_32_bit_words_and_agrees_with_ints():
 
 
 def test_int32_mix_has_the_bits_of_the_reference_hash():
-    """The samplers hash int32 words with wrapping multiplies; modulo 2^32 they are `hash32`."""
+    """The samplers hash int32 words with wrapping multiplies; modulo 2^32 they are `draw_hash`,
+    which is `hash32` but for its last xorshift (the same bits 17-31)."""
     words = torch.randint(0, 2**32, (4096,), generator=torch.Generator().manual_seed(0))
     words = torch.cat((words, torch.tensor([0, 1, 2**31 - 1, 2**31, 2**32 - 1])))
     mixed = mix32_(signed32(xorshift16(words)))
     assert mixed.dtype == torch.int32
-    assert torch.equal(mixed.long() & 0xFFFFFFFF, hash32(words))
+    assert torch.equal(mixed.long() & 0xFFFFFFFF, draw_hash(words))
     assert mix32_(signed32(xorshift16(words)) ^ signed32(xorshift16(77))).long().tolist()[:5] == [
-        signed32(hash32(int(w) ^ 77)) for w in words[:5]
+        signed32(draw_hash(int(w) ^ 77)) for w in words[:5]
     ]
+    assert torch.equal(draw_hash(words) >> 17, hash32(words) >> 17)
 
 
 def test_words_map_to_symmetric_exact_uniforms_inside_the_unit_interval():
