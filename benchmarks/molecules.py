@@ -48,6 +48,7 @@ from flowforge.data.standardize import Standardizer
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.training.checkpoint import CheckpointDir
+from flowforge.training.lr_schedule import SCHEDULES
 from flowforge.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +89,14 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--max-steps", type=int, default=1_000_000, help="total step cap")
     p.add_argument("--warmup", type=int, default=500, help="learning-rate warm-up steps")
+    p.add_argument(
+        "--lr-schedule",
+        default="constant",
+        choices=SCHEDULES,
+        help="after the warm-up, until --max-steps; a resumed run takes this one, so "
+        "'--lr-schedule linear --warmup NOW --max-steps END' anneals a constant-rate run from its "
+        "step NOW to zero at END (docs/molecules.md)",
+    )
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0: none)")
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument(
@@ -189,6 +198,7 @@ def train(args, dataset, enc, model, device) -> dict:
         batch_size=args.batch_size,
         lr=args.lr,
         lr_warmup=args.warmup,
+        lr_schedule=args.lr_schedule,
         ema_decay=args.ema_decay,
         grad_clip=args.grad_clip or None,
         precision=args.precision,

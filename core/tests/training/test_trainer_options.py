@@ -246,6 +246,20 @@ def test_lr_schedules(schedule):
     assert lrs[:-1] == pytest.approx([1e-2 * v for v in factors[1:]])
 
 
+def test_a_resumed_run_takes_the_schedule_of_its_own_config():
+    """A constant-rate run resumed with `linear`, warm-up at the resumed step and a new end,
+    anneals from there to the end (warm-up-stable-decay): the schedule is not in the checkpoint."""
+    stable = _trainer(steps=10, lr=1e-2)
+    stable.fit()
+    decay = _trainer(steps=30, lr=1e-2, lr_schedule="linear", lr_warmup=10)
+    decay.load_state_dict(stable.state_dict())
+    lrs = []
+    decay.fit(on_step=lambda step: lrs.append(decay.lr))
+    f = lr_factor("linear", warmup=10, total=30)
+    assert len(lrs) == 20 and lrs[:-1] == pytest.approx([1e-2 * f(i) for i in range(11, 30)])
+    assert lrs[0] == pytest.approx(1e-2 * 19 / 20) and lrs[-2] == pytest.approx(1e-2 / 20)
+
+
 def test_periodic_evaluation_uses_the_ema_weights_and_never_changes_training():
     seen = []
 
