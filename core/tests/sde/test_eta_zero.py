@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 import flowforge
 from flowforge import registry
-from flowforge.solvers import Euler
+from flowforge.noise import BrownianTree, SeededNormals
+from flowforge.solvers import Euler, reverse_sde
 from flowforge.solvers.ddim import DDIM
 from flowforge.solvers.dpm_solver_pp import DPMSolverPP
 from flowforge.solvers.dpm_solver_pp_sde import DPMSolverPPSDE
@@ -45,3 +48,27 @@ def test_eta_zero_equals_the_ode_solver(pair, path_name, mixture):
                 grid,
                 prediction,
             )
+
+
+@pytest.mark.parametrize("noise", ["brownian_tree", "iid"])
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_eta_zero_draws_no_noise(pair, noise, mixture, monkeypatch):
+    """At noise level 0 (a Python float) a sampler skips the noise, rather than drawing it and
+    multiplying by 0: no seed taken from the generator, no noise state, no normals made."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("noise made at eta = 0")
+
+    monkeypatch.setattr(reverse_sde, "noise_state", refuse)
+    monkeypatch.setattr(SeededNormals, "keyed", refuse)
+    monkeypatch.setattr(BrownianTree, "query", refuse)
+    path = registry.create("path", "vp_cosine")
+    x = torch.randn(16, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sde = dataclasses.replace(PAIRS[pair][0], noise=noise)
+    generator = torch.Generator().manual_seed(1)
+    state = generator.get_state()
+    out = flowforge.sample(
+        mixture.field(path), x, path=path, prediction="velocity", solver=sde, nfe=8,
+        generator=generator,
+    )  # fmt: skip
+    assert bool(torch.isfinite(out).all()) and torch.equal(generator.get_state(), state)
