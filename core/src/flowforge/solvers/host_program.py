@@ -204,21 +204,23 @@ class RingStep:
 
 def ring_program(rows: list[list[float]], x: Tensor) -> list[RingStep]:
     """The weight rows `(S, 2W)` on a ring of the window: node n's `x` and output in rows
-    `2 (n mod W)` and `2 (n mod W) + 1`, which node n - W held before."""
+    `2 (n mod W)` and `2 (n mod W) + 1`, which node n - W held before. The steps' weights are
+    made in one tensor (a solve's set-up is a per-step cost when every solve builds its program)."""
     steps, width = len(rows), len(rows[0]) // 2
-    program = []
+    table = [[0.0] * (2 * width) for _ in range(steps)]
+    slots = []
     for n in range(steps):
-        weights = torch.zeros(1, 2 * width, dtype=x.dtype)
         for e, c in enumerate(rows[n]):
             if c != 0.0 and n - e // 2 >= 0:
-                weights[0, 2 * ((n - e // 2) % width) + e % 2] = c
+                table[n][2 * ((n - e // 2) % width) + e % 2] = c
         # node n is read by rows n .. n + W - 1, at entries 2 (m - n) and 2 (m - n) + 1
         later = [rows[m][2 * (m - n) : 2 * (m - n) + 2] for m in range(n, min(n + width, steps))]
         slot = 2 * (n % width)
         x_row = slot if any(a != 0.0 for a, _ in later) else None
         out_row = slot + 1 if any(b != 0.0 for _, b in later) else None
-        program.append(RingStep(x_row, out_row, weights))
-    return program
+        slots.append((x_row, out_row))
+    weights = torch.tensor(table, dtype=x.dtype)[:, None, :].unbind(0)
+    return [RingStep(a, b, w) for (a, b), w in zip(slots, weights, strict=True)]
 
 
 def weighted_sum(
