@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowforge import registry
 from flowforge.discrete import MaskedPath, ProductPath, sample_mixed
 from flowforge.errors import InvalidArgumentError
 from flowforge.grids import make_grid
@@ -153,3 +154,36 @@ def test_explicit_grid_and_discrete_only_states():
     assert seen == pytest.approx(times[:-1].tolist())
     with pytest.raises(InvalidArgumentError, match=r"time_grid 'edm'.*continuous key"):
         sample_mixed(model, x_init, generator=gen, time_grid="edm", **common)
+    with pytest.raises(InvalidArgumentError, match=r"unknown time_grid 'logsnr2'"):
+        sample_mixed(model, x_init, generator=gen, time_grid="logsnr2", **common)
+    seen.clear()
+    sample_mixed(model, x_init, generator=gen, time_grid="auto", **common)
+    assert seen == pytest.approx([0.0, 1 / 3, 2 / 3])
+
+
+@pytest.mark.parametrize(
+    ("pos_path", "solver", "expected"),
+    [("cond_ot", "dpm_solver_pp", "uniform"), ("vp_cosine", "dpm_solver_pp", "logsnr"),
+     ("vp_cosine", "euler", "uniform")],
+)  # fmt: skip
+def test_auto_is_the_continuous_paths_recommended_grid_else_its_solvers(pos_path, solver, expected):
+    """`auto` resolves as `flowforge.sample` would for the first continuous key alone (here
+    after a discrete key): cond_ot recommends uniform, vp_cosine leaves it to the solver."""
+    pos = registry.create("path", pos_path)
+    path = ProductPath({"atom_type": MaskedPath(vocab_size=3), "pos": pos})
+    gen = torch.Generator().manual_seed(4)
+    seen = []
+
+    def model(state, t):
+        seen.append(t[0].item())
+        b, n = state["atom_type"].shape
+        return {"pos": torch.zeros_like(state["pos"]), "atom_type": TYPE_LOGITS.expand(b, n, 3)}
+
+    sample_mixed(
+        model, path.source(_template(8), gen), path=path, predictions={"pos": "velocity"},
+        solvers={"pos": solver, "atom_type": "ancestral"}, nfe=6, generator=gen, time_grid="auto",
+        t_span=(0.0, 0.999),
+    )  # fmt: skip
+    t0, t1 = torch.zeros(1), torch.full((1,), 0.999)
+    expected = make_grid(expected, pos, t0, t1, 6, "uniform")[:-1, 0]
+    torch.testing.assert_close(torch.tensor(seen), expected)

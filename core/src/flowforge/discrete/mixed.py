@@ -27,7 +27,7 @@ from flowforge.discrete.product import ProductPath, State
 from flowforge.discrete.solvers import DiscreteSolver
 from flowforge.errors import InvalidArgumentError
 from flowforge.field import Dynamics
-from flowforge.grids import make_grid
+from flowforge.grids import make_grid, resolve_grid
 from flowforge.paths.base import AffinePath
 from flowforge.solvers.base import Adaptive, Solver, StepInfo
 from flowforge.tensors import as_time
@@ -71,17 +71,17 @@ def _solvers(path: ProductPath, solvers: Mapping[str, Any], nfe: int) -> dict[st
 
 
 def _grid(time_grid: str | Tensor, path: ProductPath, chosen: Mapping[str, Solver], t0, t1, nfe):
-    """The `(nfe + 1, B)` grid: a named log-SNR grid (and `auto`) follows the first continuous
-    key's affine path and solver; a uniform or explicit grid needs neither."""
+    """The `(nfe + 1, B)` grid: a grid name (`auto` included) follows the first continuous
+    key's affine path and solver; without one, only a uniform or explicit grid."""
     keys = path.continuous_keys
-    if isinstance(time_grid, Tensor) or time_grid == "uniform" or not keys:
-        if isinstance(time_grid, str) and time_grid not in ("uniform", "auto"):
-            raise InvalidArgumentError(
-                f"time_grid {time_grid!r} is spaced by a continuous key's path and this state "
-                "has none; use 'uniform' or explicit times"
-            )
-        return make_grid(time_grid, path, t0, t1, nfe, "uniform")
-    return make_grid(time_grid, path.paths[keys[0]], t0, t1, nfe, chosen[keys[0]].default_grid)
+    if keys:
+        return make_grid(time_grid, path.paths[keys[0]], t0, t1, nfe, chosen[keys[0]].default_grid)
+    if isinstance(time_grid, str) and resolve_grid(time_grid, path, "uniform") != "uniform":
+        raise InvalidArgumentError(
+            f"time_grid {time_grid!r} is spaced by a continuous key's path and this state has "
+            "none; use 'uniform' or explicit times"
+        )
+    return make_grid(time_grid, path, t0, t1, nfe, "uniform")
 
 
 def sample_mixed(
