@@ -45,6 +45,7 @@ from flowforge_molecules.sampling import sample_molecules
 
 from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
+from flowforge.grids import GRIDS
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.training.checkpoint import CheckpointDir
@@ -155,7 +156,7 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--time-grid",
         default="uniform",
-        choices=["uniform", "logsnr", "edm", "auto"],
+        choices=GRIDS,
         help="sampling grid (log-SNR grids follow the positions' path)",
     )
     p.add_argument("--no-fcd", action="store_true")
@@ -268,7 +269,13 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        common = dict(nfe=nfe, max_atoms=train.mask.shape[1], generator=gen, device=device)
+        common = dict(
+            nfe=nfe,
+            max_atoms=train.mask.shape[1],
+            generator=gen,
+            device=device,
+            time_grid=args.time_grid,
+        )
         if isinstance(enc, ProductEncoding):
             state = sample_product(
                 model,
@@ -277,7 +284,6 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 n_atoms,
                 solver=args.solver,
                 discrete_solver=args.discrete_solver,
-                time_grid=args.time_grid,
                 **common,
             )
         else:
