@@ -12,9 +12,9 @@ function. Hence
 
 Cost. The per-element work runs on int32 words (two's complement, wrapping multiplies: the
 same values as `draw_hash` modulo 2^32, tested) and float32 `erfinv`, a few times cheaper than
-int64 arithmetic and float64 `erfinv`: a normal is about ten elementwise passes (seven on the
-int32 words, the conversion to the `erfinv` argument, `erfinv`, the scale; a float64 normal
-one more, the conversion).
+int64 arithmetic and float64 `erfinv`: a normal is about eleven elementwise passes (seven on
+the int32 words, two making the `erfinv` argument: the conversion and one op, `erfinv`, the
+scale; a float64 normal one more, the conversion).
 
 The seed of a solve is one int64 drawn from the `generator` given to `flowforge.sample`
 (`seed_from`), kept on the device.
@@ -358,7 +358,7 @@ class BrownianTree:
     `T / 2^depth`; depth 20 resolves ~1e-6 of the interval, far below any step size).
 
     A query is vectorised over the levels (no loop over the tree, no host sync) and costs
-    `depth` normals per element, about ten elementwise passes over `(depth, B, *event)`
+    `depth` normals per element, about eleven elementwise passes over `(depth, B, *event)`
     int32/float32 words (module doc); a walk along times every sample shares (`walk`) makes
     only the levels whose node changed since the previous query. The terms are summed
     elementwise in a fixed order (`halves_sum_`), so the bits are the same for any batch size,
