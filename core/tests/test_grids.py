@@ -23,6 +23,18 @@ def test_grid_endpoints_and_monotone(path_name, kind):
     assert bool((torch.diff(grid, dim=0) > 0).all())
 
 
+@pytest.mark.parametrize("path_name", ["cond_ot", "vp_cosine", "vp_linear", "ve", "edm"])
+@pytest.mark.parametrize("kind", ["logsnr", "edm"])
+def test_float32_grids_over_the_whole_span_are_finite(path_name, kind):
+    """float32 ends at the path's t_span (pi / 2 rounds up in float32: vp_cosine's cos(pi t / 2)
+    is negative at t = 1 unless clamped), as `sample_mixed` builds its grids."""
+    path = registry.create("path", path_name)
+    t0, t1 = (torch.full((2,), float(v)) for v in path.t_span)
+    grid = make_grid(kind, path, t0, t1, 12, "uniform")
+    assert bool(torch.isfinite(grid).all()) and bool((torch.diff(grid, dim=0) > 0).all())
+    assert bool((path.sigma(grid) >= 0).all())
+
+
 def test_logsnr_grid_is_uniform_in_log_snr():
     path = registry.create("path", "vp_cosine")
     t0, t1 = torch.tensor([0.1], **f64), torch.tensor([0.9], **f64)
