@@ -48,6 +48,25 @@ def test_conditional_smoke_spec_with_cfg_runs(tmp_path, state):
     assert (outcome.run.samples / "samples.sdf").is_file()
 
 
+def test_product_state_samples_on_the_spec_time_grid(tmp_path, monkeypatch):
+    import flowforge_molecules.product_sampling as product_sampling
+
+    seen, original = [], product_sampling.sample_mixed
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["time_grid"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(product_sampling, "sample_mixed", recording)
+    spec = _spec(tmp_path, "product", time_grid="edm")
+    doc = yaml.safe_load(spec.read_text())
+    doc["sample"]["solver"] = "dpm_solver_pp"
+    spec.write_text(yaml.safe_dump(doc))
+    outcome = execute(spec, output=tmp_path / "runs", device="cpu")
+    assert seen and set(seen) == {"edm"}
+    assert (outcome.run.samples / "samples.sdf").is_file()
+
+
 def test_product_state_refuses_what_it_cannot_do(tmp_path):
     spec = _spec(tmp_path, "product")
     doc = yaml.safe_load(spec.read_text())
