@@ -27,6 +27,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import torch
 import torch.distributed as dist
@@ -122,7 +123,7 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--compile-mode",
         default="default",
-        choices=["default", "reduce-overhead"],
+        choices=get_args(TrainSpec.model_fields["compile_mode"].annotation),
         help="reduce-overhead: CUDA graphs of the compiled passes (the step is host-bound)",
     )
     p.add_argument(
