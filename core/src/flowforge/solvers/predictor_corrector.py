@@ -180,14 +180,13 @@ class PredictorCorrector(StochasticSolver):
         for j in range(n):
             pred = f(x, t0)
             z, langevin = langevin.draw(index * n + j, t0)
-            if corrector is None:  # rule "norms": unit normals
+            if corrector is None or pred.kind != f.prediction:
                 score = pred.score
                 eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
-                x = langevin_step(x, score, z, eps)
-            elif pred.kind != f.prediction:  # a guidance hook changed the kind; z is c-scaled
-                score = pred.score
-                eps = snr_step_size(score, z, f.path.sigma(t0), self.snr, self.step_size)
-                x = x + expand_like(eps, x) * score + z
+                if corrector is None:  # rule "norms": unit normals
+                    x = langevin_step(x, score, z, eps)
+                else:  # a guidance hook changed the kind; z is already c-scaled
+                    x = x + expand_like(eps, x) * score + z
             else:
                 a, b = corrector[0][index], corrector[1][index]
                 if isinstance(a, float):
