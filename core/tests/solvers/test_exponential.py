@@ -77,7 +77,7 @@ def _forced(form: str):
         if form == "kept":
             return host_program.HostProgram(host_program.kept_program(rows))
         if form == "ring":
-            return host_program.HostProgram(host_program.ring_program(rows, x), len(rows[0]))
+            return host_program.HostProgram(host_program.ring_program(rows, x))
         steps = host_program.output_program(rows)
         return None if steps is None else host_program.HostProgram(steps)
 

@@ -205,7 +205,7 @@ class RingStep:
 def ring_program(rows: list[list[float]], x: Tensor) -> list[RingStep]:
     """The weight rows `(S, 2W)` on a ring of the window: node n's `x` and output in rows
     `2 (n mod W)` and `2 (n mod W) + 1`, which node n - W held before. The steps' weights are
-    made in one tensor (a solve's set-up is a per-step cost when every solve builds its program)."""
+    made in one tensor op (not four ops per weight) when a solve builds its program."""
     steps, width = len(rows), len(rows[0]) // 2
     table = [[0.0] * (2 * width) for _ in range(steps)]
     slots = []
@@ -285,8 +285,11 @@ class HostProgram:
     """A solve's CPU program in its cheapest form: `start(x)` gives the window before the
     first step, `run(n, x, output, window)` returns `(x_{n+1}, window)`."""
 
-    def __init__(self, steps: list[HostStep] | list[RingStep], ring_rows: int = 0):
-        self.steps, self.ring_rows = steps, ring_rows
+    def __init__(self, steps: list[HostStep] | list[RingStep]):
+        self.steps = steps
+        # a ring program's window: the width of its steps' weights (0: a kept/output program)
+        ring = steps and isinstance(steps[0], RingStep)
+        self.ring_rows = steps[0].weights.shape[-1] if ring else 0
 
     @property
     def ops(self) -> float:
@@ -314,7 +317,7 @@ def host_program(weights: Tensor, x: Tensor) -> HostProgram | None:
     if not on_host(weights, x):
         return None
     rows = weights[..., 0].tolist()
-    candidates = [HostProgram(kept_program(rows)), HostProgram(ring_program(rows, x), len(rows[0]))]
+    candidates = [HostProgram(kept_program(rows)), HostProgram(ring_program(rows, x))]
     outputs = output_program(rows)
     if outputs is not None:
         candidates.append(HostProgram(outputs))
