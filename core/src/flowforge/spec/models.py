@@ -194,9 +194,9 @@ class TrainSpec(Strict):
     draw_ahead: bool = Field(
         False,
         description="CUDA: draw the next step's batch on a side stream while this step runs, "
-        "so the draw's host work (e.g. an OT coupling's assignments) overlaps the GPU's (pays "
-        "when the GPU bounds the step); the batches and checkpoints are those of drawing each "
-        "batch in its own step",
+        "so the draw's host work (e.g. an OT coupling's assignments) overlaps the GPU's (meant "
+        "for steps the GPU bounds; no gain measured yet, docs/BENCHMARKS.md); the batches and "
+        "checkpoints are those of drawing each batch in its own step",
     )
     self_condition: bool = Field(
         False,
