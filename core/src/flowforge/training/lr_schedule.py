@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import get_args
 
 from flowforge.errors import InvalidArgumentError
+from flowforge.spec.models import TrainSpec
 
-SCHEDULES = ("constant", "linear", "cosine")
+# the schedules `train.lr_schedule` accepts (its Literal is the one list)
+SCHEDULES = get_args(TrainSpec.model_fields["lr_schedule"].annotation)
 
 
 def lr_factor(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
