@@ -177,10 +177,8 @@ def normals_from_words_(
     if factor is None:
         factor = _SQRT2.get(dtype, math.sqrt(2.0))
     if dtype != torch.float32:
-        return z.to(dtype).mul_(factor) if out is None else out.copy_(z).mul_(factor)
-    if work is None:
-        return z.mul_(factor)
-    return torch.mul(z, factor) if out is None else torch.mul(z, factor, out=out)
+        return (z.to(dtype) if out is None else out.copy_(z)).mul_(factor)
+    return z.mul_(factor) if work is None else torch.mul(z, factor, out=out)
 
 
 def scaled_factor(scale: Tensor) -> Tensor:

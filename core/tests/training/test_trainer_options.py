@@ -248,10 +248,11 @@ def test_lr_schedules(schedule):
 
 def test_a_resumed_run_takes_the_schedule_of_its_own_config():
     """A constant-rate run resumed with `linear`, warm-up at the resumed step and a new end,
-    anneals from there to the end (warm-up-stable-decay): the schedule is not in the checkpoint."""
+    anneals from there to the end (warm-up-stable-decay): the schedule is not in the checkpoint;
+    the peak learning rate is, and outranks the resumed config's `lr`."""
     stable = _trainer(steps=10, lr=1e-2)
     stable.fit()
-    decay = _trainer(steps=30, lr=1e-2, lr_schedule="linear", lr_warmup=10)
+    decay = _trainer(steps=30, lr=5e-2, lr_schedule="linear", lr_warmup=10)
     decay.load_state_dict(stable.state_dict())
     lrs = []
     decay.fit(on_step=lambda step: lrs.append(decay.lr))

@@ -198,8 +198,7 @@ class IIDState:
             work, owner = self.source.workspace(self.per_block, dtype), [None]
         block = self.source.keyed(self.words[index:stop, None], rows, work).unbind(0)
         owner[0] = block
-        source, words, per_block, factor = self.source, self.words, self.per_block, self.factor
-        return IIDState(source, words, per_block, factor, block, index, work, owner)
+        return replace(self, block=block, start=index, work=work, owner=owner)
 
     def scaled(self, scale: Tensor, x: Tensor, grid: Tensor) -> IIDState:
         """This noise with each step's draw multiplied by `scale (S, B or 1)` (host values),
