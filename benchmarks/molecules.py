@@ -67,6 +67,12 @@ def parse() -> argparse.Namespace:
     p.add_argument("--state", default="product", choices=["product", "onehot"])
     p.add_argument("--discrete-path", default="masked", choices=["masked", "uniform"])
     p.add_argument("--discrete-solver", default="ancestral", help="state product: types/charges")
+    p.add_argument(
+        "--discrete-temperature",
+        type=float,
+        default=1.0,
+        help="state product: of the drawn types and charges (1: the model's; 0: argmax)",
+    )
     p.add_argument("--discrete-loss", default="elbo", choices=["elbo", "cross_entropy"])
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
     p.add_argument("--hidden", type=int, default=256)
@@ -284,7 +290,9 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 "velocity",
                 n_atoms,
                 solver=args.solver,
-                discrete_solver=args.discrete_solver,
+                discrete_solver=registry.create(
+                    "solver", args.discrete_solver, temperature=args.discrete_temperature
+                ),
                 **common,
             )
         else:

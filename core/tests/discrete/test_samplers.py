@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowforge import registry
 from flowforge.discrete import SVDD, DiscreteCFG, Infill, MaskedPath, UniformPath, sample
 from flowforge.errors import InvalidArgumentError
 
@@ -32,6 +33,45 @@ def test_samples_follow_the_joint_distribution(solver):
     out = sample(model, x, path=path, solver=solver, nfe=128, generator=gen)
     assert bool((out.x < V).all()), "the last step must unmask every token"
     assert _chi_square(out.x, probs, V) < 60.0
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_temperature_draws_from_the_tempered_conditional(temperature):
+    """One token: the samples follow softmax(log p / T) (chi-square, 4 dof, p ~ 1e-4), and that
+    table is far from p itself, so the test would see a temperature that is ignored."""
+    probs = torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
+    model = ExactDenoiser(probs, 5, 1)
+    path = MaskedPath(vocab_size=5)
+    gen = torch.Generator().manual_seed(0)
+    solver = registry.create("solver", "ancestral", temperature=temperature)
+    out = sample(
+        model, path.source((8000, 1), gen, "cpu"), path=path, solver=solver, nfe=4, generator=gen
+    )
+    target = probs ** (1 / temperature)
+    assert _chi_square(out.x, target, 5) < 25.0
+    assert _chi_square(out.x, probs, 5) > 100.0
+
+
+def test_temperature_one_is_the_default_and_zero_is_argmax():
+    probs = random_joint(V, L, seed=2)
+    model = ExactDenoiser(probs, V, L)
+    path = MaskedPath(vocab_size=V)
+    runs = {}
+    for t in (None, 1.0):
+        gen = torch.Generator().manual_seed(4)
+        solver = registry.create("solver", "ancestral", **({} if t is None else {"temperature": t}))
+        runs[t] = sample(
+            model, path.source((64, L), gen, "cpu"), path=path, solver=solver, nfe=8, generator=gen
+        ).x
+    assert torch.equal(runs[None], runs[1.0])
+    one = ExactDenoiser(torch.tensor([0.2, 0.15, 0.35, 0.3]), 4, 1)
+    path = MaskedPath(vocab_size=4)
+    gen = torch.Generator().manual_seed(5)
+    greedy = registry.create("solver", "tau_leaping", temperature=0.0)
+    out = sample(
+        one, path.source((256, 1), gen, "cpu"), path=path, solver=greedy, nfe=4, generator=gen
+    )
+    assert bool((out.x == 2).all())
 
 
 def test_cached_equals_uncached_and_calls_less():

@@ -120,3 +120,25 @@ def test_onehot_cfg_scale_reduces_to_one_model(scale, float64, generator):
     )
     reference = model(x, t, mask=mask, properties=props if scale == 1.0 else None)
     assert torch.allclose(f(x, t).value, reference, atol=1e-10)
+
+
+def test_product_discrete_solver_takes_params(tmp_path, monkeypatch):
+    import flowforge_molecules.product_sampling as product_sampling
+
+    seen, original = [], product_sampling.sample_mixed
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["solvers"]["atom_type"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(product_sampling, "sample_mixed", recording)
+    spec = _spec(tmp_path, "product")
+    doc = yaml.safe_load(spec.read_text())
+    doc["task"]["params"]["discrete_solver"] = {"name": "tau_leaping", "params": {"temperature": 0}}
+    spec.write_text(yaml.safe_dump(doc))
+    execute(spec, output=tmp_path / "runs", device="cpu")
+    assert seen and {(type(s).__name__, s.temperature) for s in seen} == {("TauLeaping", 0.0)}
+    doc["task"]["params"]["discrete_solver"] = {"name": "ancestral", "params": {"temperature": -1}}
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"task\.params\.discrete_solver\.temperature"):
+        execute(spec, output=tmp_path / "runs2", device="cpu")

@@ -10,6 +10,10 @@ differ only in the jump probability, with `w(t) = alpha'(t) / (1 - alpha(t))` th
 - `tau_leaping`: the rate frozen at `t0`, Poisson over the step: `1 - exp(-h w(t0))`;
 - `ctmc_euler`: first order: `min(1, h w(t0))`.
 
+`temperature` divides the log-probabilities a jumping token is drawn from (1: the model's
+distribution, the default; below 1 sharper; 0 the most probable token), as in MDLM's and
+MaskGIT's samplers; it trades diversity for typical tokens and leaves the jump rule alone.
+
 The last step jumps every remaining corruptible token, so samples hold no mask. Because the
 network is needed only for rows where something jumps, `cache=True` (`mdlm_cached`) skips the
 other rows and reuses rows whose tokens did not change: identical samples for a fixed seed with a
@@ -37,6 +41,19 @@ def inverse_cdf(log_p: Tensor, u: Tensor) -> Tensor:
     return torch.searchsorted(cdf, target).squeeze(-1).clamp_(max=log_p.shape[-1] - 1)
 
 
+def tempered(log_p: Tensor, temperature: float) -> Tensor:
+    """`log_p / temperature` shifted to a maximum of 0 (unnormalised, for `inverse_cdf`); at
+    temperature 0 the most probable token alone (the first of equals)."""
+    if temperature == 1.0:
+        return log_p
+    if temperature == 0.0:
+        best = log_p.argmax(-1, keepdim=True)
+        return torch.full_like(log_p, -torch.inf).scatter_(-1, best, 0.0)
+    scaled = log_p / temperature
+    top = scaled.amax(-1, keepdim=True)
+    return scaled - top.clamp_min(torch.finfo(top.dtype).min)
+
+
 @dataclass(frozen=True)
 class DiscreteSolver(Solver, Discrete):
     """Base of the jump rules above: one network evaluation per step at most (nfe = steps)."""
@@ -45,6 +62,10 @@ class DiscreteSolver(Solver, Discrete):
         bool,
         Field(description="reuse evaluations of unchanged rows (time-independent models only)"),
     ] = False
+    temperature: Annotated[
+        float,
+        Field(ge=0, description="of the drawn tokens' distribution (1: the model's; 0: argmax)"),
+    ] = 1.0
 
     order: ClassVar[int] = 1
 
@@ -66,7 +87,7 @@ class DiscreteSolver(Solver, Discrete):
         else:
             p = self.jump_prob(f.path, t0.double(), t1.double()).clamp(0.0, 1.0)
         jump = f.eligible(x) & (u_jump < p[:, None])
-        log_p = f.log_probs(x, t0, need=jump.any(dim=1))
+        log_p = tempered(f.log_probs(x, t0, need=jump.any(dim=1)), self.temperature)
         return torch.where(jump, inverse_cdf(log_p, u_token), x), state
 
 

@@ -183,12 +183,12 @@ class MoleculesTask(Task):
                     "dpm_solver_pp, euler_maruyama or reverse_sde (or state: onehot)",
                 )
             )
-        solver = registry.create("solver", p.discrete_solver)
+        solver = build("solver", p.discrete_solver, "task.params.discrete_solver")
         if not isinstance(solver, DiscreteSolver):
             issues.append(
                 (
                     "task.params.discrete_solver",
-                    f"{p.discrete_solver!r} is not a discrete solver; use ancestral, "
+                    f"{p.discrete_solver.name!r} is not a discrete solver; use ancestral, "
                     "tau_leaping or ctmc_euler",
                 )
             )
@@ -313,7 +313,9 @@ class MoleculesTask(Task):
                     spec.model.prediction,
                     n_atoms,
                     solver=solver,
-                    discrete_solver=self.params.discrete_solver,
+                    discrete_solver=build(
+                        "solver", self.params.discrete_solver, "task.params.discrete_solver"
+                    ),
                     nfe=spec.sample.nfe,
                     max_atoms=max_atoms,
                     generator=gen,

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowforge.spec.models import ComponentRef
+
 
 class RegressorSpec(BaseModel):
     """The invariant property regressor: guidance signal and property-MAE judge."""
@@ -65,11 +67,12 @@ class MoleculesParams(BaseModel):
     discrete_path: Literal["masked", "uniform"] = Field(
         "masked", description="state: product: the path of atom types and charges"
     )
-    discrete_solver: str = Field(
-        "ancestral",
+    discrete_solver: ComponentRef = Field(
+        default_factory=lambda: ComponentRef(name="ancestral"),
         description="state: product: the discrete solver of types and charges (ancestral, "
-        "tau_leaping, ctmc_euler); sample.solver moves the positions and must make one "
-        "evaluation per step (euler, ddim, dpm_solver_pp, euler_maruyama, reverse_sde)",
+        "tau_leaping, ctmc_euler; params such as temperature); sample.solver moves the positions "
+        "and must make one evaluation per step (euler, ddim, dpm_solver_pp, euler_maruyama, "
+        "reverse_sde)",
     )
     discrete_loss: Literal["elbo", "cross_entropy"] = Field(
         "elbo",
