@@ -243,3 +243,62 @@ def test_few_steps_are_inexact_with_simultaneous_unmasking():
         generator=gen,
     )
     assert _chi_square(out.x, probs, V) > 60.0
+
+
+@pytest.mark.parametrize("solver", ["ancestral", "tau_leaping", "mdlm_cached"])
+def test_remasking_keeps_the_joint_distribution(solver):
+    """eta = 3 remasks often (a token revealed at t = 0.5 returns to the mask with probability
+    0.78 by t = 1) yet, balanced, still gives the joint table (the test above's bound)."""
+    probs = random_joint(V, L, seed=7)
+    model = ExactDenoiser(probs, V, L)
+    path = MaskedPath(vocab_size=V)
+    gen = torch.Generator().manual_seed(1)
+    chosen = registry.create("solver", solver, eta=3.0)
+    out = sample(
+        model, path.source((4000, L), gen, "cpu"), path=path, solver=chosen, nfe=256, generator=gen
+    )
+    assert bool((out.x < V).all())
+    assert _chi_square(out.x, probs, V) < 60.0
+
+
+def test_remasking_rate_and_refusal():
+    """One step from t = 0.5 over h = 0.1 at eta = 2 remasks 1 - exp(-0.2) = 18.1% of revealed
+    tokens (binomial, 40,000 tokens: 3 sigma = 0.6 points); padding never changes; a uniform
+    path is refused with the parameter to change."""
+    from flowforge.discrete.dynamics import DiscreteDynamics
+    from flowforge.solvers.base import StepInfo
+
+    path = MaskedPath(vocab_size=V)
+    model = ExactDenoiser(random_joint(V, L), V, L)
+    f = DiscreteDynamics(model, path)
+    x = torch.randint(0, V, (40000 // L + 1, L), generator=torch.Generator().manual_seed(0))
+    f.frozen = torch.zeros_like(x, dtype=torch.bool)
+    f.frozen[:100] = True
+    t0, t1 = torch.full((x.shape[0],), 0.5), torch.full((x.shape[0],), 0.6)
+    info = StepInfo(index=0, count=2, generator=torch.Generator().manual_seed(2))
+    solver = registry.create("solver", "ancestral", eta=2.0)
+    out, _ = solver.step(f, x, t0, t1, None, info)
+    rate = float((out[100:] == path.mask_id).double().mean())
+    assert abs(rate - (1 - torch.exp(torch.tensor(-0.2)).item())) < 0.006
+    assert torch.equal(out[:100], x[:100])
+    g = DiscreteDynamics(model, UniformPath(vocab_size=V))
+    with pytest.raises(InvalidArgumentError, match="eta"):
+        solver.step(g, x, t0, t1, None, info)
+
+
+def test_remasking_keeps_the_mask_fraction_of_the_path():
+    """The balancing unmask rate keeps P(masked at t) = 1 - alpha(t): 64 steps from t = 0 to 0.5
+    at eta = 3 leave 50% masked (without the balance it would be 70%)."""
+    from flowforge.discrete.dynamics import DiscreteDynamics
+    from flowforge.solvers.base import StepInfo
+
+    path = MaskedPath(vocab_size=V)
+    f = DiscreteDynamics(ExactDenoiser(random_joint(V, L), V, L), path)
+    x = path.source((6000, L), None, "cpu")
+    gen = torch.Generator().manual_seed(3)
+    solver = registry.create("solver", "ancestral", eta=3.0)
+    grid = torch.linspace(0.0, 0.5, 65)
+    for i in range(64):
+        t0, t1 = grid[i].expand(x.shape[0]), grid[i + 1].expand(x.shape[0])
+        x, _ = solver.step(f, x, t0, t1, None, StepInfo(index=i, count=128, generator=gen))
+    assert abs(float((x == path.mask_id).double().mean()) - 0.5) < 0.015

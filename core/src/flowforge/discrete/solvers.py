@@ -14,6 +14,14 @@ differ only in the jump probability, with `w(t) = alpha'(t) / (1 - alpha(t))` th
 distribution, the default; below 1 sharper; 0 the most probable token), as in MDLM's and
 MaskGIT's samplers; it trades diversity for typical tokens and leaves the jump rule alone.
 
+`eta` (masked paths; default 0) adds remasking: a revealed token returns to the mask at rate
+`eta`, and masked tokens unmask at the extra rate `eta alpha / (1 - alpha)` that keeps every
+marginal `p_t` (the detailed-balance stochasticity of Campbell et al. 2024, "Generative flows on
+discrete state-spaces", as in Multiflow; ReMDM's remasking, Wang et al. 2025). A token drawn
+early, when little else was decided, can so be drawn again later; both rates are frozen at `t0`
+over a step (first order), and the remask draw reuses the token's jump uniform, so `eta = 0` is
+the same numbers as before.
+
 The last step jumps every remaining corruptible token, so samples hold no mask. Because the
 network is needed only for rows where something jumps, `cache=True` (`mdlm_cached`) skips the
 other rows and reuses rows whose tokens did not change: identical samples for a fixed seed with a
@@ -30,7 +38,8 @@ from pydantic import Field
 from torch import Tensor
 
 from flowforge.discrete.dynamics import DiscreteDynamics
-from flowforge.discrete.paths import DiscretePath
+from flowforge.discrete.paths import DiscretePath, MaskedPath
+from flowforge.errors import InvalidArgumentError
 from flowforge.solvers.base import Discrete, Solver, StepInfo, steps_from_nfe
 
 
@@ -66,6 +75,10 @@ class DiscreteSolver(Solver, Discrete):
         float,
         Field(ge=0, description="of the drawn tokens' distribution (1: the model's; 0: argmax)"),
     ] = 1.0
+    eta: Annotated[
+        float,
+        Field(ge=0, description="masked paths: remasking rate, balanced to keep the marginals"),
+    ] = 0.0
 
     order: ClassVar[int] = 1
 
@@ -82,13 +95,37 @@ class DiscreteSolver(Solver, Discrete):
         gen = info.generator
         u_jump = torch.rand(x.shape, generator=gen, device=x.device, dtype=torch.float64)
         u_token = torch.rand(x.shape, generator=gen, device=x.device, dtype=torch.float64)
+        remask = None
         if info.last:
             p = torch.ones_like(t0, dtype=torch.float64)
         else:
             p = self.jump_prob(f.path, t0.double(), t1.double()).clamp(0.0, 1.0)
+            if self.eta > 0:
+                p, remask = self._remasking(f, x, t0.double(), t1.double(), p, u_jump)
         jump = f.eligible(x) & (u_jump < p[:, None])
         log_p = tempered(f.log_probs(x, t0, need=jump.any(dim=1)), self.temperature)
-        return torch.where(jump, inverse_cdf(log_p, u_token), x), state
+        x_next = torch.where(jump, inverse_cdf(log_p, u_token), x)
+        if remask is not None:
+            x_next = x_next.masked_fill(remask, f.path.mask_id)
+        return x_next, state
+
+    def _remasking(
+        self, f: DiscreteDynamics, x: Tensor, t0: Tensor, t1: Tensor, p: Tensor, u: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The unmask probability with the balancing rate added, and which revealed tokens
+        return to the mask (`u < 1 - exp(-eta h)`)."""
+        if not isinstance(f.path, MaskedPath):
+            raise InvalidArgumentError(
+                f"eta = {self.eta} remasks tokens, which needs a masked path (got "
+                f"{type(f.path).__name__}); set the solver's eta to 0"
+            )
+        h = (t1 - t0).abs()
+        a0 = f.path.noise_schedule.alpha(t0)
+        p = 1 - (1 - p) * torch.exp(-self.eta * h * a0 / (1 - a0))
+        revealed = x != f.path.mask_id
+        if f.frozen is not None:
+            revealed &= ~f.frozen
+        return p, revealed & (u < (-torch.expm1(-self.eta * h))[:, None])
 
 
 @dataclass(frozen=True)

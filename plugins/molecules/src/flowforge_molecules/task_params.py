@@ -70,7 +70,7 @@ class MoleculesParams(BaseModel):
     discrete_solver: ComponentRef = Field(
         default_factory=lambda: ComponentRef(name="ancestral"),
         description="state: product: the discrete solver of types and charges (ancestral, "
-        "tau_leaping, ctmc_euler; params such as temperature); sample.solver moves the positions "
+        "tau_leaping, ctmc_euler; params temperature and eta); sample.solver moves the positions "
         "and must make one evaluation per step (euler, ddim, dpm_solver_pp, euler_maruyama, "
         "reverse_sde)",
     )
