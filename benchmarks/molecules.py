@@ -73,6 +73,12 @@ def parse() -> argparse.Namespace:
         default=1.0,
         help="state product: of the drawn types and charges (1: the model's; 0: argmax)",
     )
+    p.add_argument(
+        "--discrete-eta",
+        type=float,
+        default=0.0,
+        help="state product: remasking rate of types and charges, balanced (docs/discrete.md)",
+    )
     p.add_argument("--discrete-loss", default="elbo", choices=["elbo", "cross_entropy"])
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
     p.add_argument("--hidden", type=int, default=256)
@@ -291,7 +297,10 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 n_atoms,
                 solver=args.solver,
                 discrete_solver=registry.create(
-                    "solver", args.discrete_solver, temperature=args.discrete_temperature
+                    "solver",
+                    args.discrete_solver,
+                    temperature=args.discrete_temperature,
+                    eta=args.discrete_eta,
                 ),
                 **common,
             )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flowforge.errors import SpecError
 from flowforge.experiment.runner import execute
 from flowforge.spec import load_spec
 
@@ -38,3 +39,13 @@ def test_smoke_run_writes_samples_and_metrics(tmp_path, objective):
     assert metrics["nll_num_timesteps"] == (2 if objective == "diffusion" else 0)
     lines = (outcome.run.samples / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 16 and all(len(json.loads(s)) == 32 for s in lines)
+
+
+def test_remasking_on_a_uniform_path_is_refused_at_validation(tmp_path):
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc["path"] = {"name": "uniform"}
+    doc["sample"]["solver"] = {"name": "ancestral", "params": {"eta": 1.0}}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"sample\.solver\.params\.eta.*masked path"):
+        execute(spec, output=tmp_path / "runs", device="cpu")

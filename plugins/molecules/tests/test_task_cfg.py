@@ -142,3 +142,15 @@ def test_product_discrete_solver_takes_params(tmp_path, monkeypatch):
     spec.write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match=r"task\.params\.discrete_solver\.temperature"):
         execute(spec, output=tmp_path / "runs2", device="cpu")
+
+
+def test_remasking_on_a_uniform_path_is_refused_before_training(tmp_path):
+    spec = _spec(tmp_path, "product")
+    doc = yaml.safe_load(spec.read_text())
+    doc["task"]["params"].update(
+        discrete_path="uniform", discrete_solver={"name": "ancestral", "params": {"eta": 1}}
+    )
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=r"discrete_solver\.params\.eta.*masked path"):
+        execute(spec, output=tmp_path / "runs", device="cpu")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))

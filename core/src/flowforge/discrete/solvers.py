@@ -89,6 +89,15 @@ class DiscreteSolver(Solver, Discrete):
     def steps_for_nfe(self, nfe: int) -> int:
         return steps_from_nfe(self, nfe, 1)
 
+    def path_problem(self, path: DiscretePath) -> str | None:
+        """Why this solver cannot run on `path` (None when it can): remasking needs a mask."""
+        if self.eta > 0 and not isinstance(path, MaskedPath):
+            return (
+                f"eta = {self.eta} remasks tokens, which needs a masked path (got "
+                f"{type(path).__name__}); set the solver's eta to 0"
+            )
+        return None
+
     def step(
         self, f: DiscreteDynamics, x: Tensor, t0: Tensor, t1: Tensor, state: Any, info: StepInfo
     ) -> tuple[Tensor, Any]:
@@ -114,11 +123,9 @@ class DiscreteSolver(Solver, Discrete):
     ) -> tuple[Tensor, Tensor]:
         """The unmask probability with the balancing rate added, and which revealed tokens
         return to the mask (`u < 1 - exp(-eta h)`)."""
-        if not isinstance(f.path, MaskedPath):
-            raise InvalidArgumentError(
-                f"eta = {self.eta} remasks tokens, which needs a masked path (got "
-                f"{type(f.path).__name__}); set the solver's eta to 0"
-            )
+        problem = self.path_problem(f.path)
+        if problem:
+            raise InvalidArgumentError(problem)
         h = (t1 - t0).abs()
         a0 = f.path.noise_schedule.alpha(t0)
         p = 1 - (1 - p) * torch.exp(-self.eta * h * a0 / (1 - a0))

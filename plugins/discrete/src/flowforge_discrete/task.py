@@ -70,6 +70,9 @@ class DiscreteGenerate(Task):
                     "use ancestral, mdlm_cached, tau_leaping or ctmc_euler",
                 )
             )
+        elif isinstance(solver, DiscreteSolver) and isinstance(path, DiscretePath):
+            if problem := solver.path_problem(path):
+                issues.append(("sample.solver.params.eta", problem))
         for i, ref in enumerate(spec.guidance):
             try:
                 g = build("guidance", ref, f"guidance[{i}]")

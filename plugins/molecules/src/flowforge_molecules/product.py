@@ -33,6 +33,7 @@ from flowforge_molecules.state import MoleculeState
 State = dict[str, Tensor]
 DISCRETE_KEYS = ("atom_type", "charge")
 DiscreteKind = Literal["masked", "uniform"]
+DISCRETE_PATHS = {"masked": MaskedPath, "uniform": UniformPath}
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ProductEncoding:
 
     @cached_property
     def path(self) -> ProductPath:
-        kind = {"masked": MaskedPath, "uniform": UniformPath}[self.discrete]
+        kind = DISCRETE_PATHS[self.discrete]
         return ProductPath(
             {
                 "pos": self.pos_path,

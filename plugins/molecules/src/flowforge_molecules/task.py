@@ -44,7 +44,7 @@ from flowforge_molecules.metrics.context import MoleculeMetricContext
 from flowforge_molecules.models.product_head import ProductField
 from flowforge_molecules.objective import MoleculeObjective
 from flowforge_molecules.outputs import depiction_grid, write_molecules
-from flowforge_molecules.product import ProductEncoding
+from flowforge_molecules.product import DISCRETE_PATHS, ProductEncoding
 from flowforge_molecules.product_objective import ProductObjective
 from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.properties import PropertyModel, property_baselines, train_regressor
@@ -192,6 +192,8 @@ class MoleculesTask(Task):
                     "tau_leaping or ctmc_euler",
                 )
             )
+        elif problem := solver.path_problem(DISCRETE_PATHS[p.discrete_path](vocab_size=2)):
+            issues.append(("task.params.discrete_solver.params.eta", problem))
         for i, g in enumerate(spec.guidance):
             if g.name != "cfg":
                 issues.append(
