@@ -276,6 +276,9 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
     counts = AtomCounts.from_mask(train.mask)
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
+    discrete = registry.create(
+        "solver", args.discrete_solver, temperature=args.discrete_temperature, eta=args.discrete_eta
+    )
     while left > 0:
         b = min(args.sample_batch, left)
         n_atoms = counts.sample(b, gen)
@@ -296,12 +299,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 "velocity",
                 n_atoms,
                 solver=args.solver,
-                discrete_solver=registry.create(
-                    "solver",
-                    args.discrete_solver,
-                    temperature=args.discrete_temperature,
-                    eta=args.discrete_eta,
-                ),
+                discrete_solver=discrete,
                 **common,
             )
         else:

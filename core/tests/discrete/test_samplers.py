@@ -248,7 +248,9 @@ def test_few_steps_are_inexact_with_simultaneous_unmasking():
 @pytest.mark.parametrize("solver", ["ancestral", "tau_leaping", "mdlm_cached"])
 def test_remasking_keeps_the_joint_distribution(solver):
     """eta = 3 remasks often (a token revealed at t = 0.5 returns to the mask with probability
-    0.78 by t = 1) yet, balanced, still gives the joint table (the test above's bound)."""
+    0.78 by t = 1) and the joint table survives (the test above's bound): a remasked token is
+    redrawn from its exact conditional. The balancing rate is what the mask-fraction test
+    below checks; an exact time-independent denoiser cannot see it."""
     probs = random_joint(V, L, seed=7)
     model = ExactDenoiser(probs, V, L)
     path = MaskedPath(vocab_size=V)

@@ -292,6 +292,9 @@ class MoleculesTask(Task):
     def _sample(self, ctx, setup: Setup, model, path, regressor, conditioned):
         spec, p = ctx.spec, self.params
         solver = build("solver", spec.sample.solver, "sample.solver")
+        discrete_solver = build(
+            "solver", self.params.discrete_solver, "task.params.discrete_solver"
+        )
         grid = sampling_grid(spec.sample, solver)
         guidance = [build("guidance", g, f"guidance[{i}]") for i, g in enumerate(spec.guidance)]
         gen = rng.generator(spec.seed, "sample", ctx.device)
@@ -315,9 +318,7 @@ class MoleculesTask(Task):
                     spec.model.prediction,
                     n_atoms,
                     solver=solver,
-                    discrete_solver=build(
-                        "solver", self.params.discrete_solver, "task.params.discrete_solver"
-                    ),
+                    discrete_solver=discrete_solver,
                     nfe=spec.sample.nfe,
                     max_atoms=max_atoms,
                     generator=gen,
