@@ -29,6 +29,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import get_args
 
+import ema_weights
 import torch
 import torch.distributed as dist
 from flowforge_molecules.atom_counts import AtomCounts
@@ -99,7 +100,8 @@ def parse() -> argparse.Namespace:
         "--train-seconds",
         type=float,
         default=60.0,
-        help="training time of this invocation (added to earlier ones)",
+        help="training time of this invocation (added to earlier ones); 0 scores the newest "
+        "checkpoint's EMA weights without the trainer, on any device",
     )
     p.add_argument("--max-steps", type=int, default=1_000_000, help="total step cap")
     p.add_argument("--warmup", type=int, default=500, help="learning-rate warm-up steps")
@@ -172,6 +174,14 @@ def parse() -> argparse.Namespace:
         choices=GRIDS,
         help="sampling grid (log-SNR grids follow the positions' path)",
     )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="score these EMA weights (written by --save-weights) instead of training a run",
+    )
+    p.add_argument(
+        "--save-weights", default=None, help="after training, write the EMA weights to this file"
+    )
     p.add_argument("--no-fcd", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
@@ -226,8 +236,7 @@ def train(args, dataset, enc, model, device) -> dict:
     trainer = Trainer(
         model, objective, config, generator=torch.Generator(device).manual_seed(args.seed)
     )
-    run_dir = Path(args.run_dir or f"runs/bench_molecules_{args.state}")
-    ckpts = CheckpointDir(run_dir / "checkpoints", keep=2)
+    ckpts = CheckpointDir(run_dir(args) / "checkpoints", keep=2)
     latest = ckpts.load_latest(map_location=device)
     seconds_before = 0.0
     if latest is not None:
@@ -265,6 +274,10 @@ def train(args, dataset, enc, model, device) -> dict:
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }
+
+
+def run_dir(args) -> Path:
+    return Path(args.run_dir or f"runs/bench_molecules_{args.state}")
 
 
 def _floats(text: str) -> list[float]:
@@ -357,7 +370,14 @@ def main() -> None:
         if isinstance(enc, ProductEncoding):
             model = ProductField(model, *enc.num_states)
         model = model.to(device)
-        budget = train(args, dataset, enc, model, device)
+        if args.weights:
+            budget = ema_weights.load(args.weights, args, enc, model)
+        elif args.train_seconds == 0:
+            budget = ema_weights.from_run(run_dir(args) / "checkpoints", model)
+        else:
+            budget = train(args, dataset, enc, model, device)
+        if args.save_weights and world.is_main:
+            ema_weights.save(args.save_weights, args, enc, model, budget)
         waiting = waiting_group(world)
         if world.is_main:
             report(args, dataset, enc, model, device, budget)
@@ -408,11 +428,14 @@ def report(args, dataset, enc, model, device, budget: dict) -> None:
         rows.append(evaluate(args, dataset, enc, model, device, n))
         Path(args.out).write_text(json.dumps(result, indent=2))
     label = f"flowforge EGNN {args.state}{'' if args.no_ot else ' + eq-OT'}"
+    trained = f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s"
+    if "processes" in budget:
+        trained += f" (this run: {budget['processes']} process(es), global batch {args.batch_size})"
+    else:
+        trained += f", EMA weights of {budget.get('weights_file') or budget['checkpoint']}"
     print(
         f"\nQM9 ({args.data}), {args.samples} samples, solver {args.solver}"
-        f"{' + ' + args.discrete_solver if args.state == 'product' else ''}; trained "
-        f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s "
-        f"(this run: {budget['processes']} process(es), global batch {args.batch_size})"
+        f"{' + ' + args.discrete_solver if args.state == 'product' else ''}; trained {trained}"
     )
     head = (
         f"{'method':<34}{'NFE':>6}{'atom%':>8}{'mol%':>8}{'valid%':>8}{'VxU%':>8}"

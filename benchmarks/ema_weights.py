@@ -1,0 +1,77 @@
+"""The EMA weights of a molecules benchmark run, with its training budget and architecture, as one
+file about a third of a checkpoint (no optimizer state, no raw weights): `benchmarks/molecules.py
+--save-weights F` writes it after training, `--weights F` scores it without a run directory, so a
+model trained on the GPU can be scored or diagnosed on any machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
+
+FORMAT = "flowforge-molecules-ema/1"
+ARCHITECTURE = ("state", "discrete_path", "hidden", "layers")
+
+
+def architecture(args, enc) -> dict:
+    """What a weights file must agree on with the run that loads it."""
+    arch = {k: getattr(args, k) for k in ARCHITECTURE}
+    arch["elements"] = list(enc.elements)
+    arch["charges"] = [int(c) for c in getattr(enc, "charges", ())]
+    return arch
+
+
+def save(path: str | Path, args, enc, model: torch.nn.Module, budget: dict) -> None:
+    """Write `model`'s weights (the EMA ones after `train`) with `budget` and the architecture."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    blob = {"format": FORMAT, "ema": state, "training": budget}
+    torch.save({**blob, "architecture": architecture(args, enc)}, Path(path))
+
+
+def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
+    """Load the weights at `path` into `model`; returns the training budget they record.
+
+    A file of another format, or one trained with other flags or data, is refused with the flag
+    to change; it is read with `weights_only=True`, so it cannot run code.
+    """
+    try:
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise SystemExit(f"--weights {path}: not a readable weights file ({err})") from err
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise SystemExit(f"--weights {path}: not a {FORMAT} file (write one with --save-weights)")
+    wanted, have = blob["architecture"], architecture(args, enc)
+    for key, value in wanted.items():
+        if have.get(key) != value:
+            flag = f"--{key.replace('_', '-')}" if key in ARCHITECTURE else f"--data ({key})"
+            raise SystemExit(
+                f"--weights {path}: trained with {flag} {value}, this run has {have.get(key)}; "
+                "pass the flags it was trained with"
+            )
+    model.load_state_dict(blob["ema"])
+    model.eval()
+    return {**blob["training"], "weights_file": str(path)}
+
+
+def from_run(checkpoints: Path, model: torch.nn.Module) -> dict:
+    """Load the EMA weights of the newest checkpoint in `checkpoints` into `model`, without the
+    trainer (so a checkpoint from another device loads); returns its training budget."""
+    latest = CheckpointDir(checkpoints).latest()
+    if latest is None:
+        raise SystemExit(f"no checkpoint in {checkpoints}: train first (--train-seconds > 0)")
+    state = load_checkpoint(latest, "cpu")
+    try:
+        model.load_state_dict(state["ema"])
+    except RuntimeError as err:
+        raise SystemExit(
+            f"{latest}: its weights do not fit this model; pass the --hidden, --layers, "
+            f"--state and --data it was trained with ({str(err).splitlines()[0]})"
+        ) from err
+    model.eval()
+    return {
+        "train_steps": int(state["step"]),
+        "train_seconds_total": float(state.get("train_seconds", 0.0)),
+        "checkpoint": str(latest),
+    }
