@@ -9,6 +9,9 @@ up; `--max-steps` caps the total), then samples `--samples` molecules at each `-
 `--solver` and reports atom and molecule stability, RDKit validity, V x U, novelty, FCD against
 the test split and sampling throughput, plus the training budget used. Prints a table and writes
 `benchmarks/molecules.json` (rewritten after each NFE, so a run cut short keeps its rows).
+`--train-seconds 0` scores the newest checkpoint's EMA weights without the trainer, on any
+device; `--save-weights F` writes the EMA weights alone (a third of a checkpoint) and
+`--weights F` scores such a file without a run directory (`ema_weights.py`).
 
 Under `torchrun` the processes train data-parallel (the core Trainer's DDP, one GPU each):
 `--batch-size` is the global batch, every process stops after the same step, and the main process
@@ -79,6 +82,11 @@ def parse() -> argparse.Namespace:
         type=float,
         default=0.0,
         help="state product: remasking rate of types and charges, balanced (docs/discrete.md)",
+    )
+    p.add_argument(
+        "--discrete-eta-window",
+        default="0,1",
+        help="state product: t_on,t_off: remask only in steps that start in this range",
     )
     p.add_argument("--discrete-loss", default="elbo", choices=["elbo", "cross_entropy"])
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
@@ -290,7 +298,11 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
     discrete = registry.create(
-        "solver", args.discrete_solver, temperature=args.discrete_temperature, eta=args.discrete_eta
+        "solver",
+        args.discrete_solver,
+        temperature=args.discrete_temperature,
+        eta=args.discrete_eta,
+        eta_window=tuple(_floats(args.discrete_eta_window)),
     )
     while left > 0:
         b = min(args.sample_batch, left)

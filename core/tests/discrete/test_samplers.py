@@ -7,7 +7,7 @@ import torch
 
 from flowforge import registry
 from flowforge.discrete import SVDD, DiscreteCFG, Infill, MaskedPath, UniformPath, sample
-from flowforge.errors import InvalidArgumentError
+from flowforge.errors import InvalidArgumentError, SpecError
 
 from .conftest import ExactDenoiser, TinyNet, random_joint
 
@@ -245,8 +245,16 @@ def test_few_steps_are_inexact_with_simultaneous_unmasking():
     assert _chi_square(out.x, probs, V) > 60.0
 
 
-@pytest.mark.parametrize("solver", ["ancestral", "tau_leaping", "mdlm_cached"])
-def test_remasking_keeps_the_joint_distribution(solver):
+@pytest.mark.parametrize(
+    "solver, window",
+    [
+        ("ancestral", (0.0, 1.0)),
+        ("tau_leaping", (0.0, 1.0)),
+        ("mdlm_cached", (0.0, 1.0)),
+        ("ancestral", (0.2, 0.7)),
+    ],
+)
+def test_remasking_keeps_the_joint_distribution(solver, window):
     """eta = 3 remasks often (a token revealed at t = 0.5 returns to the mask with probability
     0.78 by t = 1) and the joint table survives (the test above's bound): a remasked token is
     redrawn from its exact conditional. The balancing rate is what the mask-fraction test
@@ -255,7 +263,7 @@ def test_remasking_keeps_the_joint_distribution(solver):
     model = ExactDenoiser(probs, V, L)
     path = MaskedPath(vocab_size=V)
     gen = torch.Generator().manual_seed(1)
-    chosen = registry.create("solver", solver, eta=3.0)
+    chosen = registry.create("solver", solver, eta=3.0, eta_window=window)
     out = sample(
         model, path.source((4000, L), gen, "cpu"), path=path, solver=chosen, nfe=256, generator=gen
     )
@@ -304,3 +312,32 @@ def test_remasking_keeps_the_mask_fraction_of_the_path():
         t0, t1 = grid[i].expand(x.shape[0]), grid[i + 1].expand(x.shape[0])
         x, _ = solver.step(f, x, t0, t1, None, StepInfo(index=i, count=128, generator=gen))
     assert abs(float((x == path.mask_id).double().mean()) - 0.5) < 0.015
+
+
+def test_remasking_window_switches_remasking_on_and_off():
+    """Inside `eta_window`, its ends included, a step remasks 1 - exp(-eta h) of the revealed
+    tokens (as above); a step that starts outside it is the plain step, token for token, and a
+    reversed or out-of-range window is refused naming the parameter."""
+    from flowforge.discrete.dynamics import DiscreteDynamics
+    from flowforge.solvers.base import StepInfo
+
+    path = MaskedPath(vocab_size=V)
+    f = DiscreteDynamics(ExactDenoiser(random_joint(V, L), V, L), path)
+    x = torch.randint(0, V + 1, (40000 // L + 1, L), generator=torch.Generator().manual_seed(4))
+    windowed = registry.create("solver", "ancestral", eta=2.0, eta_window=(0.3, 0.55))
+    plain = registry.create("solver", "ancestral")
+
+    def step(solver, t):
+        t0, t1 = torch.full((x.shape[0],), t), torch.full((x.shape[0],), t + 0.1)
+        info = StepInfo(index=0, count=4, generator=torch.Generator().manual_seed(5))
+        return solver.step(f, x, t0, t1, None, info)[0]
+
+    revealed = x != path.mask_id
+    for t in (0.3, 0.45, 0.55):
+        rate = float((step(windowed, t)[revealed] == path.mask_id).double().mean())
+        assert abs(rate - (1 - torch.exp(torch.tensor(-0.2)).item())) < 0.008, t
+    for t in (0.2, 0.56, 0.8):
+        assert torch.equal(step(windowed, t), step(plain, t))
+    for bad in ((0.7, 0.3), (0.0, 1.5)):
+        with pytest.raises(SpecError, match="eta_window"):
+            registry.create("solver", "ancestral", eta=1.0, eta_window=bad)

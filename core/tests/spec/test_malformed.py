@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from flowforge.spec import validate_document
+
 pytestmark = pytest.mark.usefixtures("toys")
 
 
@@ -102,6 +104,11 @@ CASES = [
         "unknown-solver",
         with_change("sample.solver", "rk5"),
         ["sample.solver.name: unknown solver", "'rk4'"],
+    ),
+    (
+        "noise-drawing-solver-on-an-ot-coupled-model",
+        with_change("train.coupling", "exact_ot", sample={"solver": "euler_maruyama"}),
+        ["sample.solver: 'euler_maruyama' draws noise", "not 'exact_ot'"],
     ),
     (
         "unknown-guidance",
@@ -272,3 +279,18 @@ def test_installed_script_reports_every_file(write_spec, valid_doc):
     assert f"{syntax}:3:1: YAML syntax error" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "coupling, solver",
+    [
+        ("exact_ot", {"name": "euler_maruyama", "params": {"eta": 0.0}}),
+        ("exact_ot", "dpm_solver_pp"),
+        ("independent", "euler_maruyama"),
+    ],
+)
+def test_a_score_reading_solver_needs_only_an_independent_coupling(valid_doc, coupling, solver):
+    doc = with_change("train.coupling", coupling, sample={"solver": solver})(valid_doc)
+    assert validate_document(doc).sample.solver.name == (
+        solver if isinstance(solver, str) else solver["name"]
+    )

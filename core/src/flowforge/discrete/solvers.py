@@ -20,7 +20,9 @@ marginal `p_t` (the detailed-balance stochasticity of Campbell et al. 2024, "Gen
 discrete state-spaces", as in Multiflow; ReMDM's remasking, Wang et al. 2025). A token drawn
 early, when little else was decided, can so be drawn again later; both rates are frozen at `t0`
 over a step (first order), and the remask draw reuses the token's jump uniform, so `eta = 0` is
-the same numbers as before.
+the same numbers as before. `eta_window: [t_on, t_off]` remasks only in steps that start inside
+it, both ends included at the time grid's own precision (ReMDM's switch): any time profile of eta
+keeps the marginals, and outside the window a step is the plain one, number for number.
 
 The last step jumps every remaining corruptible token, so samples hold no mask. Because the
 network is needed only for rows where something jumps, `cache=True` (`mdlm_cached`) skips the
@@ -79,8 +81,22 @@ class DiscreteSolver(Solver, Discrete):
         float,
         Field(ge=0, description="masked paths: remasking rate, balanced to keep the marginals"),
     ] = 0.0
+    eta_window: Annotated[
+        tuple[float, float],
+        Field(
+            description="[t_on, t_off]: remask only in steps that start in this range (inclusive)"
+        ),
+    ] = (0.0, 1.0)
 
     order: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        on, off = self.eta_window
+        if not 0.0 <= on < off <= 1.0:
+            raise InvalidArgumentError(
+                f"eta_window must be [t_on, t_off] with 0 <= t_on < t_off <= 1, got "
+                f"{list(self.eta_window)}"
+            )
 
     def jump_prob(self, path: DiscretePath, t0: Tensor, t1: Tensor) -> Tensor:
         """Probability `(B,)` that a corruptible token jumps during `[t0, t1]`."""
@@ -110,7 +126,9 @@ class DiscreteSolver(Solver, Discrete):
         else:
             p = self.jump_prob(f.path, t0.double(), t1.double()).clamp(0.0, 1.0)
             if self.eta > 0:
-                p, remask = self._remasking(f, x, t0.double(), t1.double(), p, u_jump)
+                on, off = self.eta_window  # compared at the grid's own precision
+                active = (t0 >= on) & (t0 <= off)
+                p, remask = self._remasking(f, x, t0.double(), t1.double(), p, u_jump, active)
         jump = f.eligible(x) & (u_jump < p[:, None])
         log_p = tempered(f.log_probs(x, t0, need=jump.any(dim=1)), self.temperature)
         x_next = torch.where(jump, inverse_cdf(log_p, u_token), x)
@@ -119,20 +137,28 @@ class DiscreteSolver(Solver, Discrete):
         return x_next, state
 
     def _remasking(
-        self, f: DiscreteDynamics, x: Tensor, t0: Tensor, t1: Tensor, p: Tensor, u: Tensor
+        self,
+        f: DiscreteDynamics,
+        x: Tensor,
+        t0: Tensor,
+        t1: Tensor,
+        p: Tensor,
+        u: Tensor,
+        active: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """The unmask probability with the balancing rate added, and which revealed tokens
-        return to the mask (`u < 1 - exp(-eta h)`)."""
+        return to the mask (`u < 1 - exp(-eta h)`), in the rows `active (B,)` of the window."""
         problem = self.path_problem(f.path)
         if problem:
             raise InvalidArgumentError(problem)
         h = (t1 - t0).abs()
         a0 = f.path.noise_schedule.alpha(t0)
-        p = 1 - (1 - p) * torch.exp(-self.eta * h * a0 / (1 - a0))
+        balanced = 1 - (1 - p) * torch.exp(-self.eta * h * a0 / (1 - a0))
         revealed = x != f.path.mask_id
         if f.frozen is not None:
             revealed &= ~f.frozen
-        return p, revealed & (u < (-torch.expm1(-self.eta * h))[:, None])
+        remask = revealed & (u < (-torch.expm1(-self.eta * h))[:, None]) & active[:, None]
+        return torch.where(active, balanced, p), remask
 
 
 @dataclass(frozen=True)

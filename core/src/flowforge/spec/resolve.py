@@ -48,10 +48,38 @@ def validate_document(doc: object, source: str = "<document>") -> ExperimentSpec
     for loc, params in resolved.items():
         _at(plain, loc)["params"] = params
     spec = ExperimentSpec.model_validate(plain)
-    issues = task_issues(spec)
+    issues = task_issues(spec) + coupling_issues(spec)
     if issues:
         raise SpecError(issues, source)
     return spec
+
+
+def coupling_issues(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """A stochastic `sample.solver` on a model this spec trains with a non-independent coupling.
+
+    Such a solver turns the learned field into a score by Tweedie's formula, which assumes the
+    source noise independent of the data; under an OT (or weighted) coupling `x_t | x_1` is no
+    longer that Gaussian, so the drift is not the reverse SDE's and samples leave the data (on
+    QM9 with the equivariant OT: 0.4-4% molecule stability against 81% deterministic).
+    """
+    train = spec.train
+    if train is None or train.steps == 0 or spec.model.checkpoint is not None:
+        return []
+    if train.coupling.name == "independent":
+        return []
+    ref = spec.sample.solver
+    solver = registry.get("solver", ref.name).build(ref.params)
+    if not getattr(solver, "draws_noise", False):
+        return []
+    return [
+        (
+            "sample.solver",
+            f"{ref.name!r} draws noise and reads the model as a score, which holds only for "
+            f"train.coupling: independent, not {train.coupling.name!r}; use a deterministic "
+            "solver (e.g. dpm_solver_pp, unipc, euler), set sample.solver.params.eta: 0, or "
+            "train with coupling: independent",
+        )
+    ]
 
 
 def task_issues(spec: ExperimentSpec) -> list[tuple[str, str]]:
