@@ -5,6 +5,7 @@ model trained on the GPU can be scored or diagnosed on any machine."""
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -38,8 +39,11 @@ def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
     """
     try:
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as err:
-        raise SystemExit(f"--weights {path}: not a readable weights file ({err})") from err
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise SystemExit(
+            f"--weights {path}: not a readable weights file ({type(err).__name__}; it is read "
+            "with weights_only=True); write one with --save-weights"
+        ) from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SystemExit(f"--weights {path}: not a {FORMAT} file (write one with --save-weights)")
     wanted, have = blob["architecture"], architecture(args, enc)

@@ -1,6 +1,7 @@
 """`benchmarks/molecules.py` scoring without training: `--train-seconds 0` reads the newest
 checkpoint's EMA weights and `--weights` a file written by `--save-weights`; both give the same
-samples as the run that trained them, and a mismatch or a missing checkpoint is refused."""
+samples as the run that trained them; a mismatch, a truncated file or a missing checkpoint is
+refused with one line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # five launches of the benchmark on the fixture
+pytestmark = pytest.mark.slow  # six launches of the benchmark on the fixture
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "molecules.py"
 TINY = "--data qm9_fixture --layers 2 --batch-size 8 --lr 1e-2 --warmup 0 --device cpu"
 EVAL = "--samples 24 --nfe 6 --no-fcd --discrete-eta 3"
@@ -53,6 +54,9 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
 
     err = _bench(tmp_path, "wide", "--weights", str(weights), hidden=32, ok=False)
     assert "trained with --hidden 16, this run has 32" in err and "Traceback" not in err
+    (tmp_path / "bad.pt").write_bytes(weights.read_bytes()[:1000])
+    err = _bench(tmp_path, "bad", "--weights", str(tmp_path / "bad.pt"), ok=False)
+    assert "not a readable weights file" in err and "Traceback" not in err
     empty = tmp_path / "empty"
     err = _bench(tmp_path, "none", "--run-dir", str(empty), "--train-seconds", "0", ok=False)
     assert "no checkpoint in" in err and "--train-seconds > 0" in err
