@@ -1,5 +1,5 @@
 """The EMA weights of a molecules benchmark run, with its training budget and architecture, as one
-file about a third of a checkpoint (no optimizer state, no raw weights): `benchmarks/molecules.py
+file about a quarter of a checkpoint (no optimizer state, no raw weights): `benchmarks/molecules.py
 --save-weights F` writes it after training, `--weights F` scores it without a run directory, so a
 model trained on the GPU can be scored or diagnosed on any machine."""
 

@@ -10,7 +10,7 @@ up; `--max-steps` caps the total), then samples `--samples` molecules at each `-
 the test split and sampling throughput, plus the training budget used. Prints a table and writes
 `benchmarks/molecules.json` (rewritten after each NFE, so a run cut short keeps its rows).
 `--train-seconds 0` scores the newest checkpoint's EMA weights without the trainer, on any
-device; `--save-weights F` writes the EMA weights alone (a third of a checkpoint) and
+device; `--save-weights F` writes the EMA weights alone (a quarter of a checkpoint) and
 `--weights F` scores such a file without a run directory (`ema_weights.py`).
 
 Under `torchrun` the processes train data-parallel (the core Trainer's DDP, one GPU each):

@@ -54,7 +54,18 @@ def test_product_sample_keeps_padding_and_shapes():
     assert bool((s["pos"].dx_t[:, -1] == 0).all()) and torch.equal(x_t["mask"], x_1["mask"])
 
 
-def test_mixed_sampling_reaches_both_targets_with_one_call_per_step():
+@pytest.mark.parametrize(
+    "pos_solver",
+    [
+        "euler",
+        registry.create("solver", "euler_maruyama", eta=1.0),
+        registry.create("solver", "dpm_solver_pp_sde", eta=1.0),
+    ],
+    ids=["euler", "euler_maruyama", "dpm_solver_pp_sde"],
+)
+def test_mixed_sampling_reaches_both_targets_with_one_call_per_step(pos_solver):
+    """Deterministic and noise-drawing position solvers alike: with the exact field (an
+    independent coupling) the SDE solvers keep the Gaussian's mean and spread."""
     path = ProductPath({"pos": CondOT(), "atom_type": MaskedPath(vocab_size=3)})
     gen = torch.Generator().manual_seed(1)
     x_init = path.source(_template(), gen)
@@ -64,7 +75,7 @@ def test_mixed_sampling_reaches_both_targets_with_one_call_per_step():
         x_init,
         path=path,
         predictions={"pos": "velocity"},
-        solvers={"pos": "euler", "atom_type": "ancestral"},
+        solvers={"pos": pos_solver, "atom_type": "ancestral"},
         nfe=50,
         generator=gen,
     )

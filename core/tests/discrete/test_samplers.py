@@ -296,9 +296,11 @@ def test_remasking_rate_and_refusal():
         solver.step(g, x, t0, t1, None, info)
 
 
-def test_remasking_keeps_the_mask_fraction_of_the_path():
+@pytest.mark.parametrize("window", [(0.0, 1.0), (0.1, 0.3)])
+def test_remasking_keeps_the_mask_fraction_of_the_path(window):
     """The balancing unmask rate keeps P(masked at t) = 1 - alpha(t): 64 steps from t = 0 to 0.5
-    at eta = 3 leave 50% masked (without the balance it would be 70%)."""
+    at eta = 3 leave 50% masked (without the balance it would be 70%), also when the remasking
+    stops inside the solve (a time profile of eta)."""
     from flowforge.discrete.dynamics import DiscreteDynamics
     from flowforge.solvers.base import StepInfo
 
@@ -306,7 +308,7 @@ def test_remasking_keeps_the_mask_fraction_of_the_path():
     f = DiscreteDynamics(ExactDenoiser(random_joint(V, L), V, L), path)
     x = path.source((6000, L), None, "cpu")
     gen = torch.Generator().manual_seed(3)
-    solver = registry.create("solver", "ancestral", eta=3.0)
+    solver = registry.create("solver", "ancestral", eta=3.0, eta_window=window)
     grid = torch.linspace(0.0, 0.5, 65)
     for i in range(64):
         t0, t1 = grid[i].expand(x.shape[0]), grid[i + 1].expand(x.shape[0])

@@ -33,7 +33,6 @@ from flowforge_molecules.state import MoleculeState
 State = dict[str, Tensor]
 DISCRETE_KEYS = ("atom_type", "charge")
 DiscreteKind = Literal["masked", "uniform"]
-DISCRETE_PATHS = {"masked": MaskedPath, "uniform": UniformPath}
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class ProductEncoding:
 
     @cached_property
     def path(self) -> ProductPath:
-        kind = DISCRETE_PATHS[self.discrete]
+        kind = {"masked": MaskedPath, "uniform": UniformPath}[self.discrete]
         return ProductPath(
             {
                 "pos": self.pos_path,

@@ -44,7 +44,7 @@ from flowforge_molecules.metrics.context import MoleculeMetricContext
 from flowforge_molecules.models.product_head import ProductField
 from flowforge_molecules.objective import MoleculeObjective
 from flowforge_molecules.outputs import depiction_grid, write_molecules
-from flowforge_molecules.product import DISCRETE_PATHS, ProductEncoding
+from flowforge_molecules.product import DISCRETE_KEYS, ProductEncoding
 from flowforge_molecules.product_objective import ProductObjective
 from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.properties import PropertyModel, property_baselines, train_regressor
@@ -157,7 +157,7 @@ class MoleculesTask(Task):
         product = None
         if p.state == "product":
             product = ProductEncoding(dataset.elements, path, p.discrete_path, dataset.charges)
-            self._check_product(ctx)
+            self._check_product(ctx, product)
         return Setup(
             dataset,
             encoding,
@@ -169,8 +169,9 @@ class MoleculesTask(Task):
             product,
         )
 
-    def _check_product(self, ctx: TaskContext) -> None:
-        """What `state: product` cannot do, named before any training."""
+    def _check_product(self, ctx: TaskContext, product: ProductEncoding) -> None:
+        """What `state: product` cannot do, named before any training (`product`: the
+        encoding whose discrete paths the discrete solver will run on)."""
         spec, p = ctx.spec, self.params
         issues = []
         solver = build("solver", spec.sample.solver, "sample.solver")
@@ -180,7 +181,8 @@ class MoleculesTask(Task):
                     "sample.solver",
                     f"{spec.sample.solver.name!r} does not make one evaluation per step; "
                     "state: product shares one network call per step: use euler, ddim, "
-                    "dpm_solver_pp, euler_maruyama or reverse_sde (or state: onehot)",
+                    "dpm_solver_pp, unipc (euler_maruyama or reverse_sde with train.coupling: "
+                    "independent) or state: onehot",
                 )
             )
         solver = build("solver", p.discrete_solver, "task.params.discrete_solver")
@@ -192,7 +194,7 @@ class MoleculesTask(Task):
                     "tau_leaping or ctmc_euler",
                 )
             )
-        elif problem := solver.path_problem(DISCRETE_PATHS[p.discrete_path](vocab_size=2)):
+        elif problem := solver.path_problem(product.path.paths[DISCRETE_KEYS[0]]):
             issues.append(("task.params.discrete_solver.params.eta", problem))
         for i, g in enumerate(spec.guidance):
             if g.name != "cfg":

@@ -71,8 +71,8 @@ class MoleculesParams(BaseModel):
         default_factory=lambda: ComponentRef(name="ancestral"),
         description="state: product: the discrete solver of types and charges (ancestral, "
         "tau_leaping, ctmc_euler; params temperature and eta); sample.solver moves the positions "
-        "and must make one evaluation per step (euler, ddim, dpm_solver_pp, euler_maruyama, "
-        "reverse_sde)",
+        "and must make one evaluation per step (euler, ddim, dpm_solver_pp, unipc; euler_maruyama "
+        "and reverse_sde only with train.coupling: independent)",
     )
     discrete_loss: Literal["elbo", "cross_entropy"] = Field(
         "elbo",
