@@ -13,7 +13,9 @@ import torch
 from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
 
 FORMAT = "flowforge-molecules-ema/1"
-ARCHITECTURE = ("state", "discrete_path", "hidden", "layers")
+ARCHITECTURE = ("state", "discrete_path", "hidden", "layers", "self_condition")
+# what a file written before a flag existed was trained with
+BEFORE = {"self_condition": False}
 
 
 def architecture(args, enc) -> dict:
@@ -46,7 +48,7 @@ def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
         ) from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SystemExit(f"--weights {path}: not a {FORMAT} file (write one with --save-weights)")
-    wanted, have = blob["architecture"], architecture(args, enc)
+    wanted, have = {**BEFORE, **blob["architecture"]}, architecture(args, enc)
     for key, value in wanted.items():
         if have.get(key) != value:
             flag = f"--{key.replace('_', '-')}" if key in ARCHITECTURE else f"--data ({key})"
@@ -71,7 +73,7 @@ def from_run(checkpoints: Path, model: torch.nn.Module) -> dict:
     except RuntimeError as err:
         raise SystemExit(
             f"{latest}: its weights do not fit this model; pass the --hidden, --layers, "
-            f"--state and --data it was trained with ({str(err).splitlines()[0]})"
+            f"--self-condition, --state and --data it was trained with ({str(err).splitlines()[0]})"
         ) from err
     model.eval()
     return {

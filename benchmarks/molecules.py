@@ -90,6 +90,11 @@ def parse() -> argparse.Namespace:
     )
     p.add_argument("--discrete-loss", default="elbo", choices=["elbo", "cross_entropy"])
     p.add_argument("--limit", type=int, default=None, help="molecules per split (qm9)")
+    p.add_argument(
+        "--self-condition",
+        action="store_true",
+        help="the network also reads its own previous estimate (trained on half the molecules)",
+    )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=9)
     p.add_argument(
@@ -213,6 +218,7 @@ def train(args, dataset, enc, model, device) -> dict:
             time_sampler=sampler,
             coupling=coupling,
             size_batches=args.size_batches,
+            self_condition=args.self_condition,
         )
     else:
         objective = MoleculeObjective(
@@ -224,6 +230,7 @@ def train(args, dataset, enc, model, device) -> dict:
             time_sampler=sampler,
             coupling=coupling,
             size_batches=args.size_batches,
+            self_condition=args.self_condition,
         )
     config = TrainSpec(
         steps=args.max_steps,
@@ -377,7 +384,9 @@ def main() -> None:
             enc = ProductEncoding(dataset.elements, CondOT(), args.discrete_path, dataset.charges)
         else:
             enc = OneHotEncoding(dataset.elements, charges=dataset.charges)
-        params = EGNNParams(hidden=args.hidden, layers=args.layers)
+        params = EGNNParams(
+            hidden=args.hidden, layers=args.layers, self_condition=args.self_condition
+        )
         model = build_egnn(params, num_features=enc.num_features)
         if isinstance(enc, ProductEncoding):
             model = ProductField(model, *enc.num_states)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # six launches of the benchmark on the fixture
+pytestmark = pytest.mark.slow  # seven launches of the benchmark on the fixture
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "molecules.py"
 TINY = "--data qm9_fixture --layers 2 --batch-size 8 --lr 1e-2 --warmup 0 --device cpu"
 EVAL = "--samples 24 --nfe 6 --no-fcd --discrete-eta 3"
@@ -54,6 +54,8 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
 
     err = _bench(tmp_path, "wide", "--weights", str(weights), hidden=32, ok=False)
     assert "trained with --hidden 16, this run has 32" in err and "Traceback" not in err
+    err = _bench(tmp_path, "sc", "--weights", str(weights), "--self-condition", ok=False)
+    assert "trained with --self-condition False, this run has True" in err
     (tmp_path / "bad.pt").write_bytes(weights.read_bytes()[:1000])
     err = _bench(tmp_path, "bad", "--weights", str(tmp_path / "bad.pt"), ok=False)
     assert "not a readable weights file" in err and "Traceback" not in err

@@ -36,31 +36,15 @@ def _head(name: str, enc: ProductEncoding = ENC) -> ProductField:
     return ProductField(TRUNKS[name](enc.num_features), *enc.num_states)
 
 
-def _state(gen, b=3, n=7):
-    mask = torch.ones(b, n, dtype=torch.bool)
-    mask[0, 5:] = False
-    types, charges = ENC.num_states
-    return {
-        "pos": torch.randn(b, n, 3, generator=gen) * mask[..., None],
-        "atom_type": torch.randint(0, types, (b, n), generator=gen),
-        "charge": torch.randint(0, charges, (b, n), generator=gen),
-        "mask": mask,
-    }
-
-
-def _orthogonal(gen, reflect: bool):
-    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=gen))
-    q = q * torch.sign(torch.det(q))
-    return q @ torch.diag(torch.tensor([-1.0, 1.0, 1.0])) if reflect else q
-
-
 @pytest.mark.parametrize("name", list(TRUNKS))
 @pytest.mark.parametrize("reflect", [False, True])
-def test_positions_equivariant_and_logits_invariant(name, reflect, float64, generator):
+def test_positions_equivariant_and_logits_invariant(
+    name, reflect, float64, generator, product_state, orthogonal
+):
     model = _head(name).double()
-    x = _state(generator)
+    x = product_state
     t, props = torch.rand(3, generator=generator), torch.randn(3, 2, generator=generator)
-    q, shift = _orthogonal(generator, reflect), torch.randn(1, 1, 3, generator=generator)
+    q, shift = orthogonal(reflect), torch.randn(1, 1, 3, generator=generator)
     moved = {**x, "pos": (x["pos"] @ q.T + shift) * x["mask"][..., None]}
     out = model(x, t, properties=props)
     out_moved = model(moved, t, properties=props)
@@ -73,9 +57,9 @@ def test_positions_equivariant_and_logits_invariant(name, reflect, float64, gene
 
 
 @pytest.mark.parametrize("name", list(TRUNKS))
-def test_outputs_permute_with_the_atoms(name, float64, generator):
+def test_outputs_permute_with_the_atoms(name, float64, generator, product_state):
     model = _head(name).double()
-    x = _state(generator)
+    x = product_state
     x["mask"][:] = True
     perm = torch.randperm(7, generator=generator)
     t = torch.rand(3, generator=generator)
@@ -96,12 +80,6 @@ def test_encoding_round_trip_and_source(fixture_dataset, generator):
     assert (noise["pos"] * state.mask[:16, :, None]).sum(1).abs().max() < 1e-5
     with pytest.raises(InvalidArgumentError, match="masked atom_type"):
         ENC.decode({**x, "atom_type": torch.full_like(x["atom_type"], len(ELEMENTS))})
-
-
-def test_self_conditioned_trunk_is_refused():
-    trunk = build_egnn(EGNNParams(hidden=8, layers=1, self_condition=True), num_features=13)
-    with pytest.raises(InvalidArgumentError, match="self_condition"):
-        ProductField(trunk, *ENC.num_states)
 
 
 def _val_loss(model, objective) -> float:

@@ -15,7 +15,7 @@ from flowforge_molecules.product import ProductEncoding
 from flowforge_molecules.product_sampling import GuidedProduct
 from flowforge_molecules.sampling import BoundField
 
-from flowforge.errors import SpecError
+from flowforge.errors import InvalidArgumentError, SpecError
 from flowforge.experiment.runner import execute
 from flowforge.field import Dynamics
 from flowforge.guidance.cfg import CFG
@@ -46,6 +46,31 @@ def test_conditional_smoke_spec_with_cfg_runs(tmp_path, state):
     assert metrics["train_steps"] == 6
     assert metrics["property_mae_gap"] >= 0 and "property_mae_gap_shuffled" in metrics
     assert (outcome.run.samples / "samples.sdf").is_file()
+
+
+def test_self_conditioned_product_spec_trains_and_samples_with_cfg(tmp_path, monkeypatch):
+    import flowforge_molecules.product_sampling as product_sampling
+
+    seen, original = [], product_sampling.sample_mixed
+
+    def recording(model, *args, **kwargs):
+        seen.append(type(model).__name__)
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(product_sampling, "sample_mixed", recording)
+    spec = _spec(tmp_path, "product")
+    doc = yaml.safe_load(spec.read_text())
+    doc["model"]["params"]["self_condition"] = True
+    doc["train"]["self_condition"] = True
+    spec.write_text(yaml.safe_dump(doc))
+    outcome = execute(spec, output=tmp_path / "runs", device="cpu")
+    assert json.loads(outcome.run.metrics_path.read_text())["train_steps"] == 6
+    assert seen and set(seen) == {"SelfConditionedProduct"}
+    assert (outcome.run.samples / "samples.sdf").is_file()
+    doc["train"]["self_condition"] = False
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(InvalidArgumentError, match=r"train\.self_condition"):
+        execute(spec, output=tmp_path / "runs2", device="cpu")
 
 
 def test_product_state_samples_on_the_spec_time_grid(tmp_path, monkeypatch):

@@ -12,6 +12,10 @@ with the MSE over the real atoms' coordinates (spec loss weighting applies) and 
 either the masked path's continuous-time ELBO integrand (`elbo`, MDLM) or the plain cross-entropy
 of the corrupted tokens (`cross_entropy`, as FlowMol and SemlaFlow train); the uniform path always
 uses the cross-entropy over every atom.
+
+With `self_condition`, half the molecules (drawn with the batch) are predicted a second time
+given the detached estimate of a first pass (`product_self_conditioning`); the loss is the second
+pass's.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from flowforge.spec.models import LossSpec
 from flowforge.training.couplings.base import Coupling
 from flowforge.training.losses import regression_target
 from flowforge.training.objective import Batch, Network, Objective
+from flowforge.training.self_conditioning import draw_mask
 from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge_molecules.objective import masked_error
 from flowforge_molecules.product import DISCRETE_KEYS, ProductEncoding, State
+from flowforge_molecules.product_self_conditioning import product_estimate
 from flowforge_molecules.size_batches import SizeBatches, draw_rows
 
 DiscreteLoss = Literal["elbo", "cross_entropy"]
@@ -44,7 +50,8 @@ class ProductObjective(Objective):
     `cond_drop`. `t_span`: training times (default: the path's, ending 1e-4 short of the data,
     where the ELBO weight 1/(1-t) diverges while nothing is masked). `size_batches`: each batch
     of one atom count, cut to that width (`flowforge_molecules.size_batches`; about 0.4 of the
-    pair work on QM9).
+    pair work on QM9). `self_condition`: train a `ProductField` whose trunk takes its own
+    estimate (see the module docstring).
 
     >>> objective = ProductObjective(enc, "velocity", enc.encode(train_state))
     >>> Trainer(ProductField(trunk, *enc.num_states), objective, spec.train, generator=g).fit()
@@ -65,6 +72,7 @@ class ProductObjective(Objective):
         coupling: Coupling | None = None,
         t_span: tuple[float, float] | None = None,
         size_batches: bool = False,
+        self_condition: bool = False,
     ):
         self.encoding = encoding
         self.path = encoding.path
@@ -81,6 +89,7 @@ class ProductObjective(Objective):
         lo, hi = self.path.t_span if t_span is None else t_span
         self.t_span = (lo, min(hi, 1.0 - 1e-4))
         self.sizes = SizeBatches(data["mask"]) if size_batches else None
+        self.self_condition = self_condition
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Indices, times, noise, discrete corruption and condition drops for all `n` samples,
@@ -105,6 +114,8 @@ class ProductObjective(Objective):
             props = self.properties[idx]
             drop = torch.rand(n, generator=generator, device=props.device) < self.cond_drop
             batch["properties"] = torch.where(drop[:, None], torch.nan, props)[rows]
+        if self.self_condition:
+            batch["self_cond"] = draw_mask(n, generator, t.device)[rows]
         return batch
 
     def _pair(self, pos_0: Tensor, pos_1: Tensor, mask: Tensor, generator) -> Tensor:
@@ -124,7 +135,7 @@ class ProductObjective(Objective):
         sample = self.pos_path.sample(batch["pos_0"], batch["pos_1"], t)
         state = {"pos": sample.x_t, "mask": mask, **{k: batch[f"{k}_t"] for k in DISCRETE_KEYS}}
         cond = {"properties": batch["properties"]} if "properties" in batch else {}
-        out = network(state, t, **cond)
+        out = self._predict(network, state, t, cond, batch.get("self_cond"))
         target = regression_target(sample, self.pos_path, self.prediction)
         total = self.weights["pos"] * masked_error(
             out["pos"], target, mask, self.pos_path, self.prediction, t, self.loss_spec
@@ -133,6 +144,19 @@ class ProductObjective(Objective):
         for k in DISCRETE_KEYS:
             total = total + self.weights[k] * self.token_loss(k, out[k], batch, t) / atoms
         return total
+
+    def _predict(
+        self, network: Network, state: dict, t: Tensor, cond: dict, chosen: Tensor | None
+    ) -> dict[str, Tensor]:
+        """The network's output; with self-conditioning, given the detached estimate of a first
+        pass for the `chosen (B,)` molecules and zeros for the others."""
+        if chosen is None:
+            return network(state, t, **cond)
+        with torch.no_grad():
+            first = network(state, t, **cond)
+            estimate = product_estimate(first, state, t, self.encoding, self.prediction)
+            estimate = estimate * chosen[:, None, None].to(estimate.dtype)
+        return network(state, t, self_cond=estimate.detach(), **cond)
 
     def token_loss(self, key: str, logits: Tensor, batch: Batch, t: Tensor) -> Tensor:
         """The discrete loss of `key` per molecule `(B,)`, summed over its real atoms (nats)."""

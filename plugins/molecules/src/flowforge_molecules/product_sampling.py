@@ -11,6 +11,10 @@ projecting the result once is the same solve (for SDE solvers too).
 Classifier-free guidance (`cfg`) wraps the network (`GuidedProduct`): one conditional and one
 unconditional call per step; the positions get core `CFG`'s update (interval, rescale), the
 types and charges core `DiscreteCFG`'s on their clean-token log-probabilities.
+
+A self-conditioned model (`model.self_conditioning`) is sampled through
+`SelfConditionedProduct`: each step's calls (both, under guidance) read the estimate of the step
+before's output (the guided one).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from flowforge.discrete import DiscreteCFG, clean_log_probs, sample_mixed
 from flowforge.field import Prediction
 from flowforge.guidance.cfg import CFG
 from flowforge.solvers.base import Solver
+from flowforge.training.self_conditioning import takes_self_condition
 from flowforge_molecules.atom_counts import AtomCounts
 from flowforge_molecules.com import remove_com
 from flowforge_molecules.product import DISCRETE_KEYS, ProductEncoding
+from flowforge_molecules.product_self_conditioning import SelfConditionedProduct
 from flowforge_molecules.state import MoleculeState
 
 
@@ -50,12 +56,15 @@ class GuidedProduct:
         self.model, self.cfg, self.encoding, self.prediction = model, cfg, encoding, prediction
         self.discrete = DiscreteCFG(scale=cfg.scale, null_cond=cfg.null_cond)
 
-    def __call__(self, state: dict[str, Tensor], t: Tensor, **cond: Any) -> dict[str, Tensor]:
-        out = self.model(state, t, **cond)
+    def __call__(
+        self, state: dict[str, Tensor], t: Tensor, self_cond: Tensor | None = None, **cond: Any
+    ) -> dict[str, Tensor]:
+        extra = {} if self_cond is None else {"self_cond": self_cond}
+        out = self.model(state, t, **extra, **cond)
         if self.cfg.scale == 1.0:
             return out
         null = self.cfg.null_cond if self.cfg.null_cond is not None else dict.fromkeys(cond)
-        uncond = self.model(state, t, **null)
+        uncond = self.model(state, t, **extra, **null)
         pos_path = self.encoding.pos_path
         pred = Prediction(out["pos"], self.prediction, state["pos"], t, pos_path)
         shared = _Shared(cond, self.prediction, uncond["pos"])
@@ -95,6 +104,8 @@ def sample_product(
     t0 = (path.t_span if t_span is None else t_span)[0]
     x_init = encoding.source(mask, generator, t0)
     field: Any = model if cfg is None else GuidedProduct(model, cfg, encoding, prediction)
+    if takes_self_condition(model):
+        field = SelfConditionedProduct(field, encoding, prediction)
     x = sample_mixed(
         field,
         x_init,

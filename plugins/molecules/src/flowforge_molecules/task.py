@@ -249,6 +249,7 @@ class MoleculesTask(Task):
                 time_sampler=sampler,
                 coupling=coupling,
                 size_batches=p.size_batches,
+                self_condition=spec.train.self_condition,
             )
         else:
             objective = MoleculeObjective(

@@ -7,6 +7,8 @@ mixed sampler and `ProductObjective` call it: `{"pos": (B, N, 3)` prediction of 
 kind, zero-centroid; `"atom_type": (B, N, K')`, `"charge": (B, N, C')` clean-token logits}.
 The logits come from the trunk's invariant node features, so they are invariant to rotations,
 reflections and translations and permute with the atoms; the positions are equivariant.
+A trunk built with `self_condition` also takes `self_cond`, the layout of
+`flowforge_molecules.product_self_conditioning.product_estimate` (None: zeros).
 
 >>> field = ProductField(build_egnn(EGNNParams(), num_features=enc.num_features), *enc.num_states)
 >>> out = field(x_t, t)                     # {"pos", "atom_type", "charge"}
@@ -34,23 +36,23 @@ class ProductField(nn.Module):
                 f"needs 3 + {type_states} + {charge_states}: build it with "
                 "num_features=ProductEncoding.num_features"
             )
-        if field.self_conditioning:
-            raise InvalidArgumentError(
-                "model.params.self_condition is not available with task.params.state: product; "
-                "set it to false, or use state: onehot"
-            )
         self.field = field
         self.type_states = type_states
         self.charge_states = charge_states
         self.num_properties = field.num_properties
+        self.self_conditioning = field.self_conditioning
 
     def forward(
-        self, state: dict[str, Tensor], t: Tensor, properties: Tensor | None = None
+        self,
+        state: dict[str, Tensor],
+        t: Tensor,
+        properties: Tensor | None = None,
+        self_cond: Tensor | None = None,
     ) -> dict[str, Tensor]:
         pos = state["pos"]
         types = F.one_hot(state["atom_type"], self.type_states).to(pos.dtype)
         charges = F.one_hot(state["charge"], self.charge_states).to(pos.dtype)
         x = torch.cat([pos, types, charges], -1)
-        out = self.field(x, t, mask=state["mask"], properties=properties)
+        out = self.field(x, t, mask=state["mask"], properties=properties, self_cond=self_cond)
         k = 3 + self.type_states
         return {"pos": out[..., :3], "atom_type": out[..., 3:k], "charge": out[..., k:]}
