@@ -10,10 +10,11 @@ from flowforge_molecules.models import EGNNParams, build_egnn
 from flowforge_molecules.models.product_head import ProductField
 from flowforge_molecules.product import ProductEncoding
 from flowforge_molecules.product_objective import ProductObjective
-from flowforge_molecules.product_sampling import sample_product
+from flowforge_molecules.product_sampling import GuidedProduct, sample_product
 from flowforge_molecules.product_self_conditioning import product_estimate
 
 from flowforge.discrete import clean_log_probs
+from flowforge.guidance.cfg import CFG
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.training.trainer import Trainer
@@ -80,7 +81,8 @@ def test_self_conditioned_head_is_equivariant(
 
 
 class _Spy(torch.nn.Module):
-    """A self-conditioned head that records the estimate of each call."""
+    """A self-conditioned head that records each call: its estimate, whether gradients were on,
+    its state, time and output."""
 
     self_conditioning = True
 
@@ -89,8 +91,9 @@ class _Spy(torch.nn.Module):
         self.head, self.seen = head, []
 
     def forward(self, state, t, properties=None, self_cond=None):
-        self.seen.append((self_cond, torch.is_grad_enabled()))
-        return self.head(state, t, properties=properties, self_cond=self_cond)
+        out = self.head(state, t, properties=properties, self_cond=self_cond)
+        self.seen.append((self_cond, torch.is_grad_enabled(), state, t, out))
+        return out
 
 
 def test_objective_conditions_half_the_molecules_on_a_first_pass(fixture_dataset):
@@ -105,7 +108,7 @@ def test_objective_conditions_half_the_molecules_on_a_first_pass(fixture_dataset
     assert 0 < int(chosen.sum()) < 64
     spy = _Spy(_head(16, 2))
     objective.loss(spy, batch).mean().backward()
-    (first, first_grad), (second, second_grad) = spy.seen
+    (first, first_grad, *_), (second, second_grad, *_) = spy.seen
     assert first is None and not first_grad and second_grad
     assert (second[~chosen] == 0).all()
     assert (second[chosen].abs().sum((1, 2)) > 0).all()
@@ -129,15 +132,6 @@ def test_training_lowers_loss_and_samples_feed_back_their_estimate(fixture_datas
         after = float(val.loss(model, batch).mean())
     assert after < 0.6 * before
     spy = _Spy(model)
-    outputs = []
-    original = spy.forward
-
-    def forward(*args, **kwargs):
-        out = original(*args, **kwargs)
-        outputs.append((args[0], args[1], out))
-        return out
-
-    spy.forward = forward
     n_atoms = torch.tensor([3, 9, 12])
     state = sample_product(
         spy,
@@ -154,5 +148,15 @@ def test_training_lowers_loss_and_samples_feed_back_their_estimate(fixture_datas
     assert torch.equal(state.mask.sum(1), n_atoms)
     assert (state.pos * state.mask[..., None]).sum(1).abs().max() < 1e-4
     assert len(spy.seen) == 6 and spy.seen[0][0] is None
-    for (est, _), (x, t, out) in zip(spy.seen[1:], outputs[:-1], strict=True):
+    for (est, *_), (_, _, x, t, out) in zip(spy.seen[1:], spy.seen[:-1], strict=True):
         assert torch.allclose(est, product_estimate(out, x, t, ENC, "velocity"))
+
+
+def test_both_guided_calls_read_the_estimate(generator, product_state):
+    spy = _Spy(_head(16, 2))
+    guided = GuidedProduct(spy, CFG(scale=2.0), ENC, "velocity")
+    t = torch.rand(3, generator=generator)
+    est = torch.rand(3, 7, ENC.num_features, generator=generator)
+    with torch.no_grad():
+        guided(product_state, t, self_cond=est, properties=None)
+    assert len(spy.seen) == 2 and all(seen[0] is est for seen in spy.seen)

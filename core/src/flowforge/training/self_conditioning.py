@@ -61,23 +61,35 @@ def draw_mask(n: int, generator: torch.Generator, device: torch.device) -> Tenso
     return torch.rand(n, generator=generator, device=device) < PROBABILITY
 
 
+def on_own_estimate(
+    call: Callable[[Tensor | None], Any], estimate: Callable[[Any], Tensor], mask: Tensor
+) -> Any:
+    """The training pass of a self-conditioned model: `call(self_cond)` returns its output.
+
+    A first call with no estimate (read as zeros) and no gradients gives `estimate(output)`
+    `(B, ...)`, kept for the samples of `mask (B,)` and zero for the others; the returned output
+    is the second call's, conditioned on it (detached). Any state layout: plugins pass their own
+    `estimate`.
+    """
+    with torch.no_grad():
+        first = estimate(call(None))
+        first = first * expand_like(mask, first).to(first.dtype)
+    return call(first.detach())
+
+
 def self_conditioned_call(
     network: Callable[..., Tensor], path: AffinePath, prediction: str, mask: Tensor
 ) -> Callable[[Tensor, Tensor], Tensor]:
-    """The training call `(x_t, t) -> prediction` of a self-conditioned model.
-
-    A first pass with a zero estimate (no gradients) gives the data estimate, kept for the
-    samples of `mask (B,)` and zero for the others; the returned prediction is the second pass,
-    conditioned on it.
-    """
+    """The training call `(x_t, t) -> prediction` of a self-conditioned model on one tensor:
+    `on_own_estimate` with the data estimate through `path`."""
     check_prediction(prediction)
 
     def call(x_t: Tensor, t: Tensor) -> Tensor:
-        with torch.no_grad():
-            first = network(x_t, t, self_cond=torch.zeros_like(x_t))
-            estimate = path.convert(first, prediction, "data", x_t, t)
-            estimate = estimate * expand_like(mask, estimate).to(estimate.dtype)
-        return network(x_t, t, self_cond=estimate.detach())
+        return on_own_estimate(
+            lambda est: network(x_t, t, self_cond=torch.zeros_like(x_t) if est is None else est),
+            lambda out: path.convert(out, prediction, "data", x_t, t),
+            mask,
+        )
 
     return call
 

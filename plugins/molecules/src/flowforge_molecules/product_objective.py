@@ -31,7 +31,7 @@ from flowforge.spec.models import LossSpec
 from flowforge.training.couplings.base import Coupling
 from flowforge.training.losses import regression_target
 from flowforge.training.objective import Batch, Network, Objective
-from flowforge.training.self_conditioning import draw_mask
+from flowforge.training.self_conditioning import draw_mask, on_own_estimate
 from flowforge.training.time_samplers.base import TimeSampler
 from flowforge.training.time_samplers.uniform import Uniform
 from flowforge_molecules.objective import masked_error
@@ -152,11 +152,11 @@ class ProductObjective(Objective):
         pass for the `chosen (B,)` molecules and zeros for the others."""
         if chosen is None:
             return network(state, t, **cond)
-        with torch.no_grad():
-            first = network(state, t, **cond)
-            estimate = product_estimate(first, state, t, self.encoding, self.prediction)
-            estimate = estimate * chosen[:, None, None].to(estimate.dtype)
-        return network(state, t, self_cond=estimate.detach(), **cond)
+        return on_own_estimate(
+            lambda est: network(state, t, self_cond=est, **cond),
+            lambda out: product_estimate(out, state, t, self.encoding, self.prediction),
+            chosen,
+        )
 
     def token_loss(self, key: str, logits: Tensor, batch: Batch, t: Tensor) -> Tensor:
         """The discrete loss of `key` per molecule `(B,)`, summed over its real atoms (nats)."""
