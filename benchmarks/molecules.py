@@ -184,8 +184,9 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--time-grid",
         default="uniform",
-        choices=GRIDS,
-        help="sampling grid (log-SNR grids follow the positions' path)",
+        type=_grid,
+        help="sampling grid: one of " + ", ".join(GRIDS) + " (log-SNR grids follow the positions' "
+        "path), or a .json file holding the list of times, NFE + 1 of them from 0 to 1",
     )
     p.add_argument(
         "--weights",
@@ -291,6 +292,31 @@ def train(args, dataset, enc, model, device) -> dict:
     }
 
 
+def _grid(value: str) -> str:
+    if value not in GRIDS and not value.endswith(".json"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use one of {', '.join(GRIDS)} or a .json file of times"
+        )
+    return value
+
+
+def time_grid(args, nfe: int) -> str | torch.Tensor:
+    """The named grid, or the times in the --time-grid file, checked against `nfe`."""
+    if not args.time_grid.endswith(".json"):
+        return args.time_grid
+    try:
+        times = torch.tensor(json.loads(Path(args.time_grid).read_text()), dtype=torch.float64)
+    except (OSError, ValueError, TypeError) as err:
+        raise SystemExit(f"--time-grid {args.time_grid}: not a JSON list of times ({err})") from err
+    ok = times.ndim == 1 and len(times) == nfe + 1 and bool((times.diff() > 0).all())
+    if not ok or times[0] != 0 or times[-1] != 1:
+        raise SystemExit(
+            f"--time-grid {args.time_grid}: needs {nfe + 1} increasing times from 0 to 1 for "
+            f"NFE {nfe} (pass one NFE with a grid file)"
+        )
+    return times
+
+
 def run_dir(args) -> Path:
     return Path(args.run_dir or f"runs/bench_molecules_{args.state}")
 
@@ -322,7 +348,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
             max_atoms=train.mask.shape[1],
             generator=gen,
             device=device,
-            time_grid=args.time_grid,
+            time_grid=time_grid(args, nfe),
         )
         if isinstance(enc, ProductEncoding):
             state = sample_product(

@@ -1,7 +1,7 @@
 """`benchmarks/molecules.py` scoring without training: `--train-seconds 0` reads the newest
 checkpoint's EMA weights and `--weights` a file written by `--save-weights`; both give the same
-samples as the run that trained them; a mismatch, a truncated file or a missing checkpoint is
-refused with one line."""
+samples as the run that trained them, and so does a `--time-grid` file of the same times; a
+mismatch, a truncated file, a missing checkpoint or a short grid is refused with one line."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-pytestmark = pytest.mark.slow  # seven launches of the benchmark on the fixture
+pytestmark = pytest.mark.slow  # nine launches of the benchmark on the fixture
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "molecules.py"
 TINY = "--data qm9_fixture --layers 2 --batch-size 8 --lr 1e-2 --warmup 0 --device cpu"
 EVAL = "--samples 24 --nfe 6 --no-fcd --discrete-eta 3"
@@ -52,6 +53,14 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
     assert from_file["training"]["train_steps"] == from_run["training"]["train_steps"] == 6
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000006.pt"]
 
+    # a grid file of the uniform times samples exactly as the named grid; a wrong one is refused
+    grid = tmp_path / "times.json"
+    grid.write_text(json.dumps(torch.linspace(0, 1, 7).tolist()))
+    from_grid = _bench(tmp_path, "grid", "--weights", str(weights), "--time-grid", str(grid))
+    assert _scores(from_grid) == _scores(trained)
+    grid.write_text(json.dumps([0.0, 0.5, 1.0]))
+    err = _bench(tmp_path, "short", "--weights", str(weights), "--time-grid", str(grid), ok=False)
+    assert "needs 7 increasing times from 0 to 1 for NFE 6" in err and "Traceback" not in err
     err = _bench(tmp_path, "wide", "--weights", str(weights), hidden=32, ok=False)
     assert "trained with --hidden 16, this run has 32" in err and "Traceback" not in err
     err = _bench(tmp_path, "sc", "--weights", str(weights), "--self-condition", ok=False)
