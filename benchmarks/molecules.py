@@ -95,13 +95,6 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="the network also reads its own previous estimate (trained on half the molecules)",
     )
-    p.add_argument(
-        "--self-condition-lag",
-        type=float,
-        default=0.0,
-        help="state product: the estimate of training's first pass is of an earlier time, by "
-        "up to this much (a sampler's previous step; 0.05 covers 20 NFE)",
-    )
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=9)
     p.add_argument(
@@ -207,10 +200,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    if args.self_condition_lag and not (args.self_condition and args.state == "product"):
-        p.error("--self-condition-lag needs --self-condition and --state product")
-    return args
+    return p.parse_args()
 
 
 def train(args, dataset, enc, model, device) -> dict:
@@ -230,7 +220,6 @@ def train(args, dataset, enc, model, device) -> dict:
             coupling=coupling,
             size_batches=args.size_batches,
             self_condition=args.self_condition,
-            self_condition_lag=args.self_condition_lag,
         )
     else:
         objective = MoleculeObjective(

@@ -87,28 +87,3 @@ def test_registered_with_vocab_from_data():
     assert path.with_vocab(9).mask_id == 9
     with pytest.raises(Exception, match="vocab_size"):
         registry.create("path", "masked", vocab_size=3).with_vocab(4)
-
-
-@pytest.mark.parametrize(
-    "path", [MaskedPath(vocab_size=7, schedule="geometric"), UniformPath(vocab_size=5)]
-)
-def test_earlier_state_has_the_marginal_of_its_time_and_nests_in_the_later(path):
-    """x_s drawn from x_t: P(x_s = x_1) is that of the forward path at s (5 binomial sigmas),
-    tokens that left the data took their own source token, and masked tokens stay masked."""
-    gen = torch.Generator().manual_seed(4)
-    n, length = 4000, 16
-    x_1 = torch.randint(0, path.vocab, (n, length), generator=gen)
-    x_0 = path.source((n, length), gen, "cpu")
-    t, s = torch.full((n,), 0.8), torch.full((n,), 0.3)
-    x_t = path.sample(x_0, x_1, t, gen).x_t
-    x_s = path.earlier(x_0, x_1, x_t, t, s, gen)
-    a = float(path.noise_schedule.alpha(torch.tensor(0.3, dtype=F64)))
-    p = a + (1 - a) / path.vocab if isinstance(path, UniformPath) else a
-    frac = float((x_s == x_1).double().mean())
-    assert abs(frac - p) < 5 * math.sqrt(p * (1 - p) / (n * length)), (frac, p)
-    left = x_s != x_1
-    assert torch.equal(x_s[left], x_0[left])
-    assert not bool(((x_t != x_1) & (x_s == x_1) & (x_0 != x_1)).any())
-    assert torch.equal(path.earlier(x_0, x_1, x_t, t, t, gen), x_t)
-    with pytest.raises(Exception, match="at most t"):
-        path.earlier(x_0, x_1, x_t, s, t, gen)

@@ -115,40 +115,6 @@ def test_objective_conditions_half_the_molecules_on_a_first_pass(fixture_dataset
     assert second.shape == (64, data["pos"].shape[1], ENC.num_features)
 
 
-def test_a_lagged_first_pass_sees_the_molecule_at_an_earlier_time(fixture_dataset):
-    """With `self_condition_lag` the first pass reads the same noise-data pair at t - U(0, L):
-    positions on the path at that time, types and charges nested in those of the second pass."""
-    data = ENC.encode(fixture_dataset.states()["train"])
-    lagged = ProductObjective(ENC, "velocity", data, self_condition=True, self_condition_lag=0.2)
-    plain = ProductObjective(ENC, "velocity", data, self_condition=True)
-    batch = lagged.draw(64, torch.Generator().manual_seed(5))
-    same = plain.draw(64, torch.Generator().manual_seed(5))
-    for k, v in same.items():  # the lag draws after everything else
-        assert torch.equal(batch[k], v), k
-    t, t_prev = batch["t"], batch["t_prev"]
-    assert bool((t_prev <= t).all()) and bool((t_prev >= t - 0.2 - 1e-6).all())
-    assert float((t - t_prev).max()) > 0.1
-    spy = _Spy(_head(16, 2))
-    lagged.loss(spy, batch).mean().backward()
-    (first, _, state_0, t_0, _), (second, _, state, t_1, _) = spy.seen
-    assert first is None and torch.equal(t_0, t_prev) and torch.equal(t_1, t)
-    pos_prev = ENC.pos_path.sample(batch["pos_0"], batch["pos_1"], t_prev).x_t
-    assert torch.equal(state_0["pos"], pos_prev)
-    real = batch["mask"]
-    for k in ("atom_type", "charge"):
-        mask_id = ENC.path.paths[k].mask_id
-        shown_before = real & (state_0[k] != mask_id)
-        assert bool((state[k][shown_before] == state_0[k][shown_before]).all())
-        assert int(shown_before.sum()) < int((real & (state[k] != mask_id)).sum())
-    assert torch.equal(
-        second,
-        product_estimate(spy.seen[0][4], state_0, t_prev, ENC, "velocity")
-        * batch["self_cond"][:, None, None],
-    )
-    with pytest.raises(Exception, match="only with self_condition"):
-        ProductObjective(ENC, "velocity", data, self_condition_lag=0.1)
-
-
 def test_training_lowers_loss_and_samples_feed_back_their_estimate(fixture_dataset):
     torch.manual_seed(0)
     states = fixture_dataset.states()

@@ -96,30 +96,6 @@ class DiscretePath(Path):
             keep = keep | ~valid
         return torch.where(keep, x_1, x_0)
 
-    def earlier(
-        self,
-        x_0: Tensor,
-        x_1: Tensor,
-        x_t: Tensor,
-        t: Tensor,
-        s: Tensor,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """`x_s` at times `s <= t (B,)`, drawn given `x_t` of the same `x_0` and `x_1`: a token
-        that is data at `t` stays data with probability alpha(s)/alpha(t), else takes its source
-        token. Each token's path is then one mixture path seen at two times (the data set only
-        shrinks towards the noise), as a sampler sees it; a token equal to `x_1` by chance of a
-        uniform source ends at `x_1` either way."""
-        if bool((s > t).any()):
-            raise InvalidArgumentError("earlier: every s must be at most t (it is an earlier time)")
-        schedule = self.noise_schedule
-        ratio = schedule.alpha(s.double()) / schedule.alpha(t.double()).clamp_min(1e-300)
-        u = torch.rand(
-            tuple(x_t.shape), generator=generator, device=x_t.device, dtype=torch.float64
-        )
-        stays = (x_t == x_1) & (u < expand_like(ratio, u))
-        return torch.where(stays, x_1, x_0)
-
     def sample(
         self, x_0: Tensor, x_1: Tensor, t: Tensor, generator: torch.Generator | None = None
     ) -> PathSample:

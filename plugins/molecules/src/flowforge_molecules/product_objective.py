@@ -15,10 +15,7 @@ uses the cross-entropy over every atom.
 
 With `self_condition`, half the molecules (drawn with the batch) are predicted a second time
 given the detached estimate of a first pass (`product_self_conditioning`); the loss is the second
-pass's. With `self_condition_lag` L > 0 the first pass sees the same molecule at an earlier time
-t - U(0, L) (positions on the same noise-data pair, types and charges nested by
-`DiscretePath.earlier`), as a sampler's previous step does: at 20 steps the estimate a step reads
-is 0.05 older than its state, which a same-time estimate never shows in training.
+pass's.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ import torch
 from torch import Tensor
 
 from flowforge.discrete import MaskedPath, clean_log_probs, diffusion_loss, token_nll
-from flowforge.errors import InvalidArgumentError
 from flowforge.paths.base import check_prediction
 from flowforge.spec.models import LossSpec
 from flowforge.training.couplings.base import Coupling
@@ -55,7 +51,7 @@ class ProductObjective(Objective):
     where the ELBO weight 1/(1-t) diverges while nothing is masked). `size_batches`: each batch
     of one atom count, cut to that width (`flowforge_molecules.size_batches`; about 0.4 of the
     pair work on QM9). `self_condition`: train a `ProductField` whose trunk takes its own
-    estimate (see the module docstring); `self_condition_lag`: the largest age of its estimate.
+    estimate (see the module docstring).
 
     >>> objective = ProductObjective(enc, "velocity", enc.encode(train_state))
     >>> Trainer(ProductField(trunk, *enc.num_states), objective, spec.train, generator=g).fit()
@@ -77,7 +73,6 @@ class ProductObjective(Objective):
         t_span: tuple[float, float] | None = None,
         size_batches: bool = False,
         self_condition: bool = False,
-        self_condition_lag: float = 0.0,
     ):
         self.encoding = encoding
         self.path = encoding.path
@@ -94,13 +89,7 @@ class ProductObjective(Objective):
         lo, hi = self.path.t_span if t_span is None else t_span
         self.t_span = (lo, min(hi, 1.0 - 1e-4))
         self.sizes = SizeBatches(data["mask"]) if size_batches else None
-        if self_condition_lag < 0 or (self_condition_lag > 0 and not self_condition):
-            raise InvalidArgumentError(
-                f"self_condition_lag {self_condition_lag}: give a lag >= 0, and only with "
-                "self_condition (it is the age of the self-conditioning estimate)"
-            )
         self.self_condition = self_condition
-        self.self_condition_lag = self_condition_lag
 
     def draw(self, n: int, generator: torch.Generator, part: slice | None = None) -> Batch:
         """Indices, times, noise, discrete corruption and condition drops for all `n` samples,
@@ -127,14 +116,6 @@ class ProductObjective(Objective):
             batch["properties"] = torch.where(drop[:, None], torch.nan, props)[rows]
         if self.self_condition:
             batch["self_cond"] = draw_mask(n, generator, t.device)[rows]
-        if self.self_condition_lag > 0:
-            lag = torch.rand(n, generator=generator, device=t.device, dtype=t.dtype)
-            t_prev = (t - lag * self.self_condition_lag).clamp_min(self.t_span[0])
-            batch["t_prev"] = t_prev[rows]
-            for k in DISCRETE_KEYS:
-                x_t = corrupted[k].x_t
-                x_prev = self.path.paths[k].earlier(x_0[k], x_1[k], x_t, t, t_prev, generator)
-                batch[f"{k}_prev"] = torch.where(x_1["mask"], x_prev, x_t)[rows]
         return batch
 
     def _pair(self, pos_0: Tensor, pos_1: Tensor, mask: Tensor, generator) -> Tensor:
@@ -154,13 +135,7 @@ class ProductObjective(Objective):
         sample = self.pos_path.sample(batch["pos_0"], batch["pos_1"], t)
         state = {"pos": sample.x_t, "mask": mask, **{k: batch[f"{k}_t"] for k in DISCRETE_KEYS}}
         cond = {"properties": batch["properties"]} if "properties" in batch else {}
-        first = None
-        if "t_prev" in batch:
-            t_prev = batch["t_prev"]
-            pos = self.pos_path.sample(batch["pos_0"], batch["pos_1"], t_prev).x_t
-            prev = {"pos": pos, "mask": mask, **{k: batch[f"{k}_prev"] for k in DISCRETE_KEYS}}
-            first = (prev, t_prev)
-        out = self._predict(network, state, t, cond, batch.get("self_cond"), first)
+        out = self._predict(network, state, t, cond, batch.get("self_cond"))
         target = regression_target(sample, self.pos_path, self.prediction)
         total = self.weights["pos"] * masked_error(
             out["pos"], target, mask, self.pos_path, self.prediction, t, self.loss_spec
@@ -171,29 +146,15 @@ class ProductObjective(Objective):
         return total
 
     def _predict(
-        self,
-        network: Network,
-        state: dict,
-        t: Tensor,
-        cond: dict,
-        chosen: Tensor | None,
-        first: tuple[dict, Tensor] | None = None,
+        self, network: Network, state: dict, t: Tensor, cond: dict, chosen: Tensor | None
     ) -> dict[str, Tensor]:
         """The network's output; with self-conditioning, given the detached estimate of a first
-        pass for the `chosen (B,)` molecules and zeros for the others. `first`: the (state, t)
-        of the first pass (default: the same as the second's)."""
+        pass for the `chosen (B,)` molecules and zeros for the others."""
         if chosen is None:
             return network(state, t, **cond)
-        state_0, t_0 = first or (state, t)
-
-        def call(est: Tensor | None) -> dict[str, Tensor]:
-            if est is None:
-                return network(state_0, t_0, self_cond=None, **cond)
-            return network(state, t, self_cond=est, **cond)
-
         return on_own_estimate(
-            call,
-            lambda out: product_estimate(out, state_0, t_0, self.encoding, self.prediction),
+            lambda est: network(state, t, self_cond=est, **cond),
+            lambda out: product_estimate(out, state, t, self.encoding, self.prediction),
             chosen,
         )
 
