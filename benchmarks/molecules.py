@@ -330,6 +330,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
     counts = AtomCounts.from_mask(train.mask)
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
+    grid = time_grid(args, nfe)
     discrete = registry.create(
         "solver",
         args.discrete_solver,
@@ -348,7 +349,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
             max_atoms=train.mask.shape[1],
             generator=gen,
             device=device,
-            time_grid=time_grid(args, nfe),
+            time_grid=grid,
         )
         if isinstance(enc, ProductEncoding):
             state = sample_product(
