@@ -50,6 +50,7 @@ from flowforge_molecules.sampling import sample_molecules
 
 from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
+from flowforge.errors import FlowforgeError
 from flowforge.grids import GRIDS
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
@@ -200,7 +201,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
     p.add_argument("--seed", type=int, default=0)
-    return p.parse_args()
+    args = p.parse_args()
+    args.grid_times = grid_times(args)
+    return args
 
 
 def train(args, dataset, enc, model, device) -> dict:
@@ -300,21 +303,29 @@ def _grid(value: str) -> str:
     return value
 
 
-def time_grid(args, nfe: int) -> str | torch.Tensor:
-    """The named grid, or the times in the --time-grid file, checked against `nfe`."""
+def grid_times(args) -> list[float] | None:
+    """The times of a --time-grid file, checked before any training: one NFE, as many times as
+    the solver's steps for it plus one, increasing from 0 to 1 (None for a named grid)."""
     if not args.time_grid.endswith(".json"):
-        return args.time_grid
+        return None
+    nfes = [int(v) for v in args.nfe.split(",") if v]
+    if len(nfes) != 1:
+        raise SystemExit(f"--time-grid {args.time_grid}: a grid file needs exactly one --nfe")
+    try:
+        steps = registry.create("solver", args.solver).steps_for_nfe(nfes[0])
+    except FlowforgeError as err:
+        raise SystemExit(f"--solver {args.solver} --nfe {nfes[0]}: {err}") from err
     try:
         times = torch.tensor(json.loads(Path(args.time_grid).read_text()), dtype=torch.float64)
     except (OSError, ValueError, TypeError) as err:
         raise SystemExit(f"--time-grid {args.time_grid}: not a JSON list of times ({err})") from err
-    ok = times.ndim == 1 and len(times) == nfe + 1 and bool((times.diff() > 0).all())
+    ok = times.ndim == 1 and len(times) == steps + 1 and bool((times.diff() > 0).all())
     if not ok or times[0] != 0 or times[-1] != 1:
         raise SystemExit(
-            f"--time-grid {args.time_grid}: needs {nfe + 1} increasing times from 0 to 1 for "
-            f"NFE {nfe} (pass one NFE with a grid file)"
+            f"--time-grid {args.time_grid}: needs {steps + 1} increasing times from 0 to 1 "
+            f"({args.solver} takes {steps} steps for NFE {nfes[0]})"
         )
-    return times
+    return times.tolist()
 
 
 def run_dir(args) -> Path:
@@ -330,7 +341,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
     counts = AtomCounts.from_mask(train.mask)
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
-    grid = time_grid(args, nfe)
+    grid = args.time_grid if args.grid_times is None else torch.tensor(args.grid_times)
     discrete = registry.create(
         "solver",
         args.discrete_solver,

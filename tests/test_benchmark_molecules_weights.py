@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow  # nine launches of the benchmark on the fixture
+pytestmark = pytest.mark.slow  # ten launches of the benchmark on the fixture
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "molecules.py"
 TINY = "--data qm9_fixture --layers 2 --batch-size 8 --lr 1e-2 --warmup 0 --device cpu"
 EVAL = "--samples 24 --nfe 6 --no-fcd --discrete-eta 3"
@@ -60,7 +60,12 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
     assert _scores(from_grid) == _scores(trained)
     grid.write_text(json.dumps([0.0, 0.5, 1.0]))
     err = _bench(tmp_path, "short", "--weights", str(weights), "--time-grid", str(grid), ok=False)
-    assert "needs 7 increasing times from 0 to 1 for NFE 6" in err and "Traceback" not in err
+    assert "needs 7 increasing times from 0 to 1 (dpm_solver_pp takes 6 steps for NFE 6)" in err
+    assert "Traceback" not in err
+    # checked before training: a run directory is never made
+    flags = ("--run-dir", str(tmp_path / "never"), "--time-grid", str(grid), "--nfe", "6,8")
+    err = _bench(tmp_path, "two", *flags, ok=False)
+    assert "a grid file needs exactly one --nfe" in err and not (tmp_path / "never").exists()
     err = _bench(tmp_path, "wide", "--weights", str(weights), hidden=32, ok=False)
     assert "trained with --hidden 16, this run has 32" in err and "Traceback" not in err
     err = _bench(tmp_path, "sc", "--weights", str(weights), "--self-condition", ok=False)
