@@ -50,7 +50,7 @@ from flowforge_molecules.sampling import sample_molecules
 
 from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
-from flowforge.errors import FlowforgeError
+from flowforge.errors import FlowforgeError, InvalidArgumentError
 from flowforge.grids import GRIDS
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
@@ -136,6 +136,13 @@ def parse() -> argparse.Namespace:
         help="training times (docs/molecules.md: logit_normal beat uniform on CPU)",
     )
     p.add_argument(
+        "--time-sampler-params",
+        type=json.loads,
+        default={},
+        help="a JSON object of the time sampler's params, e.g. '{\"mean\": 0.5}' (logit_normal: "
+        "times nearer the data)",
+    )
+    p.add_argument(
         "--loss-weights",
         default="3,0.4,1",
         help="state product: weights of the position, atom-type and charge losses (FlowMol's; "
@@ -203,14 +210,26 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     args.grid_times = grid_times(args)
+    time_sampler(args)
     return args
+
+
+def time_sampler(args):
+    """The training-time sampler of --time-sampler with --time-sampler-params."""
+    params = args.time_sampler_params
+    try:
+        if not isinstance(params, dict):
+            raise InvalidArgumentError(f"expected a JSON object, got {params!r}")
+        return registry.create("time_sampler", args.time_sampler, **params)
+    except FlowforgeError as err:
+        raise SystemExit(f"--time-sampler-params: {err}") from err
 
 
 def train(args, dataset, enc, model, device) -> dict:
     """Train for `args.train_seconds` from the newest checkpoint; returns the budget used."""
     state = dataset.states()["train"]
     coupling = None if args.no_ot else EquivariantOT(iterations=args.ot_iterations)
-    sampler = registry.create("time_sampler", args.time_sampler)
+    sampler = time_sampler(args)
     if isinstance(enc, ProductEncoding):
         weights = dict(zip(("pos", "atom_type", "charge"), _floats(args.loss_weights), strict=True))
         objective = ProductObjective(
