@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow  # ten launches of the benchmark on the fixture
+pytestmark = pytest.mark.slow  # eleven launches of the benchmark on the fixture
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "molecules.py"
 TINY = "--data qm9_fixture --layers 2 --batch-size 8 --lr 1e-2 --warmup 0 --device cpu"
 EVAL = "--samples 24 --nfe 6 --no-fcd --discrete-eta 3"
@@ -58,6 +58,12 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
     grid.write_text(json.dumps(torch.linspace(0, 1, 7).tolist()))
     from_grid = _bench(tmp_path, "grid", "--weights", str(weights), "--time-grid", str(grid))
     assert _scores(from_grid) == _scores(trained)
+    # and the file's times are the ones used: a grid crowded at the noise end samples otherwise
+    skewed = [(i / 6) ** 3 for i in range(7)]
+    grid.write_text(json.dumps(skewed))
+    from_skewed = _bench(tmp_path, "skewed", "--weights", str(weights), "--time-grid", str(grid))
+    assert from_skewed["config"]["grid_times"] == skewed
+    assert _scores(from_skewed) != _scores(trained)
     grid.write_text(json.dumps([0.0, 0.5, 1.0]))
     err = _bench(tmp_path, "short", "--weights", str(weights), "--time-grid", str(grid), ok=False)
     assert "needs 7 increasing times from 0 to 1 (dpm_solver_pp takes 6 steps for NFE 6)" in err
