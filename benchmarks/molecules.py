@@ -188,7 +188,14 @@ def parse() -> argparse.Namespace:
         default="20,50,100",
         help="sampling budgets, comma-separated; '' trains only (then resume to evaluate)",
     )
-    p.add_argument("--solver", default="dpm_solver_pp")
+    p.add_argument("--solver", default="dpm_solver_pp", help="positions' solver")
+    p.add_argument(
+        "--solver-params",
+        type=json.loads,
+        default={},
+        help="a JSON object of the positions' solver's params, e.g. '{\"eta\": 0.3}' "
+        "(reverse_sde, dpm_solver_pp_sde: stochastic sampling)",
+    )
     p.add_argument(
         "--time-grid",
         default="uniform",
@@ -209,20 +216,33 @@ def parse() -> argparse.Namespace:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    position_solver(args)
     args.grid_times = grid_times(args)
     time_sampler(args)
     return args
 
 
-def time_sampler(args):
-    """The training-time sampler of --time-sampler with --time-sampler-params."""
-    params = args.time_sampler_params
+def _component(kind: str, name: str, params, flag: str):
+    """The registered `kind` `name` built with the JSON object `params` of `flag`; bad params
+    stop the run in one line naming the flag."""
     try:
         if not isinstance(params, dict):
             raise InvalidArgumentError(f"expected a JSON object, got {params!r}")
-        return registry.create("time_sampler", args.time_sampler, **params)
+        return registry.create(kind, name, **params)
     except FlowforgeError as err:
-        raise SystemExit(f"--time-sampler-params: {err}") from err
+        raise SystemExit(f"{flag}: {err}") from err
+
+
+def time_sampler(args):
+    """The training-time sampler of --time-sampler with --time-sampler-params."""
+    return _component(
+        "time_sampler", args.time_sampler, args.time_sampler_params, "--time-sampler-params"
+    )
+
+
+def position_solver(args):
+    """The positions' solver of --solver with --solver-params."""
+    return _component("solver", args.solver, args.solver_params, "--solver-params")
 
 
 def train(args, dataset, enc, model, device) -> dict:
@@ -331,7 +351,7 @@ def grid_times(args) -> list[float] | None:
     if len(nfes) != 1:
         raise SystemExit(f"--time-grid {args.time_grid}: a grid file needs exactly one --nfe")
     try:
-        steps = registry.create("solver", args.solver).steps_for_nfe(nfes[0])
+        steps = position_solver(args).steps_for_nfe(nfes[0])
     except FlowforgeError as err:
         raise SystemExit(f"--solver {args.solver} --nfe {nfes[0]}: {err}") from err
     try:
@@ -361,6 +381,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
     grid = args.time_grid if args.grid_times is None else torch.tensor(args.grid_times)
+    solver = position_solver(args)
     discrete = registry.create(
         "solver",
         args.discrete_solver,
@@ -387,13 +408,13 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
                 enc,
                 "velocity",
                 n_atoms,
-                solver=args.solver,
+                solver=solver,
                 discrete_solver=discrete,
                 **common,
             )
         else:
             state = sample_molecules(
-                model, CondOT(), "velocity", enc, n_atoms, solver=args.solver, **common
+                model, CondOT(), "velocity", enc, n_atoms, solver=solver, **common
             )
         states.append(state.to("cpu"))
         if device.type == "cuda":

@@ -1,5 +1,6 @@
-"""`benchmarks/molecules.py` arguments checked before any work: the training-time sampler's
-params reach the sampler, and bad ones are refused in one line naming the flag."""
+"""`benchmarks/molecules.py` arguments checked before any work: the training-time sampler's and
+the positions' solver's params reach them, and bad ones are refused in one line naming the
+flag."""
 
 from __future__ import annotations
 
@@ -32,15 +33,26 @@ def test_time_sampler_params_reach_the_sampler(bench):
     assert (sampler.mean, sampler.std) == (0.5, 1.0)
 
 
+def test_solver_params_reach_the_solver(bench):
+    args = argparse.Namespace(solver="reverse_sde", solver_params={"eta": 0.3, "noise": "iid"})
+    solver = bench.position_solver(args)
+    assert (solver.name, solver.eta, solver.noise) == ("reverse_sde", 0.3, "iid")
+
+
 @pytest.mark.parametrize(
-    ("params", "message"),
+    ("flags", "message"),
     [
-        ('{"std": -1}', "--time-sampler-params: std: Input should be greater than 0"),
-        ("[1]", "--time-sampler-params: expected a JSON object"),
-        ('{"bogus": 1}', "--time-sampler-params: bogus: unknown key"),
+        (["--time-sampler-params", '{"std": -1}'], "--time-sampler-params: std: Input should be"),
+        (["--time-sampler-params", "[1]"], "--time-sampler-params: expected a JSON object"),
+        (["--time-sampler-params", '{"bogus": 1}'], "--time-sampler-params: bogus: unknown key"),
+        (
+            ["--solver", "reverse_sde", "--solver-params", '{"eta": -1}'],
+            "--solver-params: eta: Input should be greater than or equal to 0",
+        ),
+        (["--solver-params", '{"eta": 1}'], "--solver-params: eta: unknown key"),
     ],
 )
-def test_bad_time_sampler_params_are_refused_in_one_line(params, message, tmp_path):
+def test_bad_component_params_are_refused_in_one_line(flags, message, tmp_path):
     done = subprocess.run(
         [
             sys.executable,
@@ -49,8 +61,7 @@ def test_bad_time_sampler_params_are_refused_in_one_line(params, message, tmp_pa
             "qm9_fixture",
             "--run-dir",
             str(tmp_path / "never"),
-            "--time-sampler-params",
-            params,
+            *flags,
         ],
         capture_output=True,
         text=True,
