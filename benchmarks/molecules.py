@@ -241,8 +241,17 @@ def time_sampler(args):
 
 
 def position_solver(args):
-    """The positions' solver of --solver with --solver-params."""
-    return _component("solver", args.solver, args.solver_params, "--solver-params")
+    """The positions' solver of --solver with --solver-params; a noise-drawing one only for a
+    model trained with the independent coupling (as `flowforge.spec.resolve.coupling_issues`)."""
+    solver = _component("solver", args.solver, args.solver_params, "--solver-params")
+    if getattr(solver, "draws_noise", False) and not args.no_ot:
+        raise SystemExit(
+            f"--solver {args.solver}: draws noise and reads the model as a score, which holds "
+            "only for a model trained with --no-ot (on QM9 with the equivariant OT: 0-20% "
+            "molecule stability, benchmarks/molecules_v12_sweep.json); use a deterministic "
+            "solver (unipc, dpm_solver_pp) or --solver-params '{\"eta\": 0}'"
+        )
+    return solver
 
 
 def train(args, dataset, enc, model, device) -> dict:

@@ -34,7 +34,9 @@ def test_time_sampler_params_reach_the_sampler(bench):
 
 
 def test_solver_params_reach_the_solver(bench):
-    args = argparse.Namespace(solver="reverse_sde", solver_params={"eta": 0.3, "noise": "iid"})
+    args = argparse.Namespace(
+        solver="reverse_sde", solver_params={"eta": 0.3, "noise": "iid"}, no_ot=True
+    )
     solver = bench.position_solver(args)
     assert (solver.name, solver.eta, solver.noise) == ("reverse_sde", 0.3, "iid")
 
@@ -50,6 +52,7 @@ def test_solver_params_reach_the_solver(bench):
             "--solver-params: eta: Input should be greater than or equal to 0",
         ),
         (["--solver-params", '{"eta": 1}'], "--solver-params: eta: unknown key"),
+        (["--solver", "reverse_sde"], "--solver reverse_sde: draws noise and reads the model as"),
     ],
 )
 def test_bad_component_params_are_refused_in_one_line(flags, message, tmp_path):
