@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
+import pytest
 from flowforge_molecules.elements import symbol
 from flowforge_molecules.metrics.bond_tables import BONDS1, bond_matrix, bond_order
 from flowforge_molecules.metrics.chemistry import to_rdkit, valid_smiles
 from flowforge_molecules.metrics.stability import stability
+from flowforge_molecules.qm9 import PARTS, QM9_SIZE, parse_row, qm9pack_dir
 
 
 def test_fixture_molecules_are_stable(fixture_molecules):
@@ -14,6 +18,22 @@ def test_fixture_molecules_are_stable(fixture_molecules):
     result = stability(mols)
     assert result["atom_stability"] >= 0.99
     assert result["mol_stability"] >= 0.95
+
+
+@pytest.mark.slow
+def test_all_of_qm9_is_as_stable_as_edm_reports():
+    """EDM reports 99.0% atom / 95.2% molecule stability for QM9's own geometries; the tables,
+    margins and valences here give 99.4% / 95.28% over qm9pack's 130,831 molecules (16 s)."""
+    mols = []
+    for part in PARTS:
+        with open(qm9pack_dir() / part, newline="") as f:
+            for row in csv.DictReader(f):
+                numbers, pos, _, _ = parse_row(row)
+                mols.append((numbers, pos, None))
+    assert len(mols) == QM9_SIZE
+    result = stability(mols)
+    assert abs(result["mol_stability"] - 0.952) < 0.002
+    assert 0.99 <= result["atom_stability"] < 0.995
 
 
 def test_fixture_molecules_are_valid(fixture_molecules):
