@@ -28,9 +28,18 @@ def architecture(args, enc) -> dict:
 
 def save(path: str | Path, args, enc, model: torch.nn.Module, budget: dict) -> None:
     """Write `model`'s weights (the EMA ones after `train`) with `budget` and the architecture."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_state(path, args, enc, model.state_dict(), budget)
+
+
+def save_state(path: str | Path, args, enc, state: dict, budget: dict) -> None:
+    """Write the weights `state` (a state dict) with `budget` and the architecture, atomically
+    (a file cut short by a stopped run is never left under `path`)."""
+    state = {k: v.detach().cpu() for k, v in state.items()}
     blob = {"format": FORMAT, "ema": state, "training": budget}
-    torch.save({**blob, "architecture": architecture(args, enc)}, Path(path))
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**blob, "architecture": architecture(args, enc)}, tmp)
+    tmp.replace(path)
 
 
 def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:

@@ -10,8 +10,10 @@ up; `--max-steps` caps the total), then samples `--samples` molecules at each `-
 the test split and sampling throughput, plus the training budget used. Prints a table and writes
 `benchmarks/molecules.json` (rewritten after each NFE, so a run cut short keeps its rows).
 `--train-seconds 0` scores the newest checkpoint's EMA weights without the trainer, on any
-device; `--save-weights F` writes the EMA weights alone (a quarter of a checkpoint) and
-`--weights F` scores such a file without a run directory (`ema_weights.py`).
+device; `--save-weights F` writes the EMA weights alone (a quarter of a checkpoint),
+`--snapshot-every N` writes them every N training steps to `RUN_DIR/snapshots/`, and
+`--weights F` scores such a file without a run directory (`ema_weights.py`): pick a step on one
+seed's molecules, report it on another's.
 
 Under `torchrun` the processes train data-parallel (the core Trainer's DDP, one GPU each):
 `--batch-size` is the global batch, every process stops after the same step, and the main process
@@ -211,11 +213,22 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--save-weights", default=None, help="after training, write the EMA weights to this file"
     )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        help="while training, every this many steps write the EMA weights to "
+        "RUN_DIR/snapshots/ema_STEP.pt (score one with --weights); 0: none",
+    )
     p.add_argument("--no-fcd", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "molecules.json"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    if args.snapshot_every < 0:
+        p.error(
+            f"--snapshot-every must be 0 (none) or a positive step count, got {args.snapshot_every}"
+        )
     position_solver(args)
     args.grid_times = grid_times(args)
     time_sampler(args)
@@ -296,7 +309,7 @@ def train(args, dataset, enc, model, device) -> dict:
         compile=args.compile,
         compile_mode=args.compile_mode,
         draw_ahead=args.draw_ahead,
-        checkpoint_every=10**9,
+        checkpoint_every=args.snapshot_every or 10**9,
         log_every=100,
     )
     # every process holds the same generator and draws the whole global batch (Trainer, DDP)
@@ -311,9 +324,17 @@ def train(args, dataset, enc, model, device) -> dict:
         seconds_before = float(latest.get("train_seconds", 0.0))
     start, first = time.perf_counter(), trainer.step
 
+    snapshots = run_dir(args) / "snapshots"
+
     def save(step: int) -> None:  # the main process only (Trainer.fit)
         spent = seconds_before + time.perf_counter() - start
         ckpts.save(step, {**trainer.state_dict(), "train_seconds": spent})
+        if args.snapshot_every and step % args.snapshot_every == 0:
+            snapshots.mkdir(parents=True, exist_ok=True)
+            budget = {"train_steps": step, "train_seconds_total": spent}
+            ema_weights.save_state(
+                snapshots / f"ema_{step:08d}.pt", args, enc, trainer.ema.state_dict(), budget
+            )
 
     def log(record: dict) -> None:
         if record["loss"] is not None:

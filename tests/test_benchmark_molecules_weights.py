@@ -82,3 +82,19 @@ def test_scoring_from_weights_or_checkpoint_reproduces_the_trained_run(tmp_path)
     empty = tmp_path / "empty"
     err = _bench(tmp_path, "none", "--run-dir", str(empty), "--train-seconds", "0", ok=False)
     assert "no checkpoint in" in err and "--train-seconds > 0" in err
+
+
+def test_snapshots_hold_the_ema_weights_of_their_step(tmp_path):
+    run = tmp_path / "run"
+    flags = ("--run-dir", str(run), "--max-steps", "6", "--train-seconds", "120")
+    trained = _bench(tmp_path, "trained", *flags, "--snapshot-every", "3")
+    snaps = run / "snapshots"
+    assert sorted(p.name for p in snaps.iterdir()) == ["ema_00000003.pt", "ema_00000006.pt"]
+    last = _bench(tmp_path, "last", "--weights", str(snaps / "ema_00000006.pt"))
+    assert _scores(last) == _scores(trained) and last["training"]["train_steps"] == 6
+    early = _bench(tmp_path, "early", "--weights", str(snaps / "ema_00000003.pt"))
+    assert early["training"]["train_steps"] == 3
+    a, b = (torch.load(snaps / n, weights_only=True)["ema"] for n in sorted(os.listdir(snaps)))
+    assert any(not torch.equal(a[k], b[k]) for k in a), "the two snapshots hold other weights"
+    err = _bench(tmp_path, "neg", "--snapshot-every", "-1", ok=False)
+    assert "--snapshot-every must be 0 (none) or a positive step count" in err
