@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
+from flowforge.training.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
 
 FORMAT = "flowforge-molecules-ema/1"
 ARCHITECTURE = ("state", "discrete_path", "hidden", "layers", "self_condition")
@@ -33,13 +33,10 @@ def save(path: str | Path, args, enc, model: torch.nn.Module, budget: dict) -> N
 
 def save_state(path: str | Path, args, enc, state: dict, budget: dict) -> None:
     """Write the weights `state` (a state dict) with `budget` and the architecture, atomically
-    (a file cut short by a stopped run is never left under `path`)."""
+    through `save_checkpoint` (a file cut short by a stopped run is never left under `path`)."""
     state = {k: v.detach().cpu() for k, v in state.items()}
     blob = {"format": FORMAT, "ema": state, "training": budget}
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**blob, "architecture": architecture(args, enc)}, tmp)
-    tmp.replace(path)
+    save_checkpoint(path, {**blob, "architecture": architecture(args, enc)})
 
 
 def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:

@@ -229,8 +229,7 @@ def parse() -> argparse.Namespace:
         p.error(
             f"--snapshot-every must be 0 (none) or a positive step count, got {args.snapshot_every}"
         )
-    position_solver(args)
-    args.grid_times = grid_times(args)
+    args.grid_times = grid_times(args, position_solver(args))
     time_sampler(args)
     return args
 
@@ -330,7 +329,6 @@ def train(args, dataset, enc, model, device) -> dict:
         spent = seconds_before + time.perf_counter() - start
         ckpts.save(step, {**trainer.state_dict(), "train_seconds": spent})
         if args.snapshot_every and step % args.snapshot_every == 0:
-            snapshots.mkdir(parents=True, exist_ok=True)
             budget = {"train_steps": step, "train_seconds_total": spent}
             ema_weights.save_state(
                 snapshots / f"ema_{step:08d}.pt", args, enc, trainer.ema.state_dict(), budget
@@ -372,16 +370,17 @@ def _grid(value: str) -> str:
     return value
 
 
-def grid_times(args) -> list[float] | None:
+def grid_times(args, solver) -> list[float] | None:
     """The times of a --time-grid file, checked before any training: one NFE, as many times as
-    the solver's steps for it plus one, increasing from 0 to 1 (None for a named grid)."""
+    the positions' `solver` takes steps for it plus one, increasing from 0 to 1 (None for a
+    named grid)."""
     if not args.time_grid.endswith(".json"):
         return None
     nfes = [int(v) for v in args.nfe.split(",") if v]
     if len(nfes) != 1:
         raise SystemExit(f"--time-grid {args.time_grid}: a grid file needs exactly one --nfe")
     try:
-        steps = position_solver(args).steps_for_nfe(nfes[0])
+        steps = solver.steps_for_nfe(nfes[0])
     except FlowforgeError as err:
         raise SystemExit(f"--solver {args.solver} --nfe {nfes[0]}: {err}") from err
     try:
