@@ -1,10 +1,15 @@
 """The EMA weights of a molecules benchmark run, with its training budget and architecture, as one
 file about a quarter of a checkpoint (no optimizer state, no raw weights): `benchmarks/molecules.py
 --save-weights F` writes it after training, `--weights F` scores it without a run directory, so a
-model trained on the GPU can be scored or diagnosed on any machine."""
+model trained on the GPU can be scored or diagnosed on any machine.
+
+`python benchmarks/ema_weights.py average OUT F1 F2 ...` writes the mean of several such files
+(snapshots of one run, `--snapshot-every`): a post-hoc average over a window longer than the
+EMA's."""
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from pathlib import Path
 
@@ -39,12 +44,9 @@ def save_state(path: str | Path, args, enc, state: dict, budget: dict) -> None:
     save_checkpoint(path, {**blob, "architecture": architecture(args, enc)})
 
 
-def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
-    """Load the weights at `path` into `model`; returns the training budget they record.
-
-    A file of another format, or one trained with other flags or data, is refused with the flag
-    to change; it is read with `weights_only=True`, so it cannot run code.
-    """
+def read(path: str | Path) -> dict:
+    """The blob of the weights file at `path`, read with `weights_only=True` (it cannot run
+    code); an unreadable file or one of another format is refused with one line."""
     try:
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
@@ -54,6 +56,16 @@ def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
         ) from err
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise SystemExit(f"--weights {path}: not a {FORMAT} file (write one with --save-weights)")
+    return blob
+
+
+def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
+    """Load the weights at `path` into `model`; returns the training budget they record.
+
+    A file of another format, or one trained with other flags or data, is refused with the flag
+    to change.
+    """
+    blob = read(path)
     wanted, have = {**BEFORE, **blob["architecture"]}, architecture(args, enc)
     for key, value in wanted.items():
         if have.get(key) != value:
@@ -65,6 +77,33 @@ def load(path: str | Path, args, enc, model: torch.nn.Module) -> dict:
     model.load_state_dict(blob["ema"])
     model.eval()
     return {**blob["training"], "weights_file": str(path)}
+
+
+def average(paths: list[str | Path], out: str | Path) -> dict:
+    """Write to `out` the mean of the weights files `paths` (all of one architecture); integer
+    buffers are taken from the last file. Returns the training budget written: the last file's,
+    with the steps averaged over."""
+    if len(paths) < 2:
+        raise SystemExit("average: give at least two weights files")
+    blobs = [read(p) for p in paths]
+    for path, blob in zip(paths[1:], blobs[1:], strict=True):
+        if blob["architecture"] != blobs[0]["architecture"]:
+            raise SystemExit(
+                f"average: {path} has another architecture than {paths[0]} "
+                "(average snapshots of one run)"
+            )
+    ema = {
+        k: torch.stack([b["ema"][k].double() for b in blobs]).mean(0).to(v.dtype)
+        if v.is_floating_point()
+        else v
+        for k, v in blobs[-1]["ema"].items()
+    }
+    budget = {
+        **blobs[-1]["training"],
+        "averaged_steps": [b["training"].get("train_steps") for b in blobs],
+    }
+    save_checkpoint(out, {**blobs[-1], "ema": ema, "training": budget})
+    return budget
 
 
 def from_run(checkpoints: Path, model: torch.nn.Module) -> dict:
@@ -87,3 +126,20 @@ def from_run(checkpoints: Path, model: torch.nn.Module) -> dict:
         "train_seconds_total": float(state.get("train_seconds", 0.0)),
         "checkpoint": str(latest),
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        description="Tools for EMA weights files of benchmarks/molecules.py"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    avg = sub.add_parser("average", help="write the mean of several weights files of one run")
+    avg.add_argument("out")
+    avg.add_argument("files", nargs="+")
+    args = p.parse_args(argv)
+    budget = average(args.files, args.out)
+    print(f"{args.out}: mean of steps {budget['averaged_steps']}")
+
+
+if __name__ == "__main__":
+    main()
