@@ -130,6 +130,13 @@ def parse() -> argparse.Namespace:
         "step NOW to zero at END (docs/molecules.md)",
     )
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0: none)")
+    p.add_argument(
+        "--skip-spikes",
+        type=float,
+        default=None,
+        help="skip a step whose loss is above this many times the running mean (train."
+        "skip_spikes, e.g. 10; a resumed run may add it)",
+    )
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument(
         "--time-sampler",
@@ -304,6 +311,7 @@ def train(args, dataset, enc, model, device) -> dict:
         lr_schedule=args.lr_schedule,
         ema_decay=args.ema_decay,
         grad_clip=args.grad_clip or None,
+        skip_spikes=args.skip_spikes,
         precision=args.precision,
         compile=args.compile,
         compile_mode=args.compile_mode,
@@ -336,7 +344,8 @@ def train(args, dataset, enc, model, device) -> dict:
 
     def log(record: dict) -> None:
         if record["loss"] is not None:
-            print(f"step {record['step']}  loss {record['loss']:.4f}", flush=True)
+            spikes = f"  spikes skipped {record['spikes']}" if record.get("spikes") else ""
+            print(f"step {record['step']}  loss {record['loss']:.4f}{spikes}", flush=True)
 
     # under torchrun the processes agree on the time budget every min(log_every, max_nonfinite)
     # steps (Trainer.fit's `should_stop`, one collective), so all of them stop after one step
@@ -357,6 +366,7 @@ def train(args, dataset, enc, model, device) -> dict:
         "batch_size": args.batch_size,
         "processes": world.size,
         "last_loss": summary.loss,
+        "skipped_steps": {"nonfinite": summary.nonfinite, "spikes": summary.spikes},
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }

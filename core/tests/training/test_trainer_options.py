@@ -140,7 +140,7 @@ def test_a_skipped_step_keeps_the_weights_and_the_optimizer_state():
     trainer = _trainer(model=Flaky(bad={3}), steps=10)
     for _ in range(3):
         trainer.train_step()
-    before = trainer.state_dict()
+    before = copy.deepcopy(trainer.state_dict())  # its tensors are the live weights
     trainer.train_step()  # the NaN step
     after = trainer.state_dict()
     decay = trainer.ema.decay_at(4)
@@ -168,6 +168,77 @@ def test_nan_streak_stops_with_a_clear_message():
     assert trainer.step == 6
 
 
+class Spiky(MLP):
+    """Outputs 1000 times its value from call `start` on, for `calls` calls (0-based)."""
+
+    def __init__(self, start, calls=1):
+        super().__init__(2, 16, 1, 4)
+        self.spiky, self.calls = range(start, start + calls), 0
+
+    def forward(self, x, t, self_cond=None):
+        out = super().forward(x, t)
+        self.calls += 1
+        return out * 1e3 if self.calls - 1 in self.spiky else out
+
+
+def _spike_step(**cfg):
+    """The state before and after a finite step with a loss a million times the others'."""
+    trainer = _trainer(model=Spiky(start=5), steps=10, **cfg)
+    for _ in range(5):
+        trainer.train_step()
+    before = copy.deepcopy(trainer.state_dict())  # its tensors are the live weights
+    trainer.train_step()
+    return trainer, before, trainer.state_dict()
+
+
+def test_a_loss_spike_is_skipped_and_counted_apart_from_nan_steps():
+    trainer, before, after = _spike_step(skip_spikes=10)
+    for k, weight in before["model"].items():
+        assert torch.equal(weight, after["model"][k]), k
+    for i, s in before["optimizer"]["state"].items():
+        for k in s:
+            assert torch.equal(s[k], after["optimizer"]["state"][i][k]), k
+    assert trainer.spikes == 1 and trainer.nonfinite == 0
+    assert after["nonfinite"] == [1, 1]  # skipped steps, streak
+    # the running mean is of the five accepted steps only
+    assert after["spikes"][1:] == before["spikes"][1:] and before["spikes"][2] == 5
+    logs = []
+    summary = trainer.fit(on_log=logs.append)
+    assert summary.spikes == 1 and summary.nonfinite == 0 and logs[-1]["spikes"] == 1
+    assert all(math.isfinite(r["loss"]) and r["loss"] < 100 for r in logs)
+
+    # without the guard the clipped step still moves the weights and Adam's moments
+    unguarded, before, after = _spike_step()
+    assert unguarded.spikes == 0
+    assert not torch.equal(_flat(before["model"]), _flat(after["model"]))
+
+
+def _flat(state):
+    return torch.cat([v.flatten() for v in state.values()])
+
+
+def test_a_loss_that_rises_for_good_stops_with_the_spike_message():
+    trainer = _trainer(model=Spiky(start=3, calls=100), steps=100, skip_spikes=10, max_nonfinite=4)
+    with pytest.raises(NumericalError) as info:
+        trainer.fit()
+    message = str(info.value)
+    # read every min(log_every, max_nonfinite) = 4 steps: at step 8, after 5 spikes
+    assert "5 steps in a row were skipped" in message and "train.skip_spikes (10.0)" in message
+    assert "(5 spikes, 0 NaN/Inf in total" in message and "set it to null" in message
+
+
+def test_a_checkpoint_from_before_the_guard_resumes_with_it():
+    old = _trainer(steps=10)
+    old.fit(should_stop=lambda: old.step >= 4)
+    state = old.state_dict()
+    del state["spikes"]
+    guarded = _trainer(steps=10, skip_spikes=10)
+    guarded.load_state_dict(state)
+    guarded.fit()
+    assert guarded.step == 10 and guarded.spikes == 0
+    assert guarded.state_dict()["spikes"][2] == 6  # its mean starts at the first resumed step
+
+
 def _allow_fused_adam_found_inf_move(monkeypatch):
     """Fused AdamW moves `found_inf` to each parameter group's device (`found_inf.to(device)`),
     a no-op when they already share it, which the CPU guard cannot tell from a host copy."""
@@ -183,7 +254,9 @@ def _allow_fused_adam_found_inf_move(monkeypatch):
 def test_a_training_step_never_synchronises_with_the_host(monkeypatch):
     """Loss, skip decision, EMA and counters stay on the device; only logs read them."""
     _allow_fused_adam_found_inf_move(monkeypatch)
-    trainer = _trainer(ema_warmup=5, lr_schedule="cosine", lr_warmup=2, self_condition=True)
+    trainer = _trainer(
+        ema_warmup=5, lr_schedule="cosine", lr_warmup=2, self_condition=True, skip_spikes=3
+    )
     trainer.train_step()  # the optimizer creates its state from host values on the first step
     with forbid_host_sync():
         for _ in range(3):

@@ -219,6 +219,16 @@ class TrainSpec(Strict):
             description="stop after this many NaN/Inf steps in a row (each is skipped)",
         ),
     ] = 20
+    skip_spikes: Annotated[
+        float | None,
+        Field(
+            gt=1,
+            description="skip (as a NaN step) a step whose loss is above this many times the "
+            "running mean of the accepted steps' losses, e.g. 10: an outlier batch then never "
+            "reaches the weights or Adam's moments; counted apart, and in max_nonfinite's "
+            "streak; null: off",
+        ),
+    ] = None
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
     log_every: Annotated[int, Field(ge=1)] = 100
     eval_every: Annotated[

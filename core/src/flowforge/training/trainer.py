@@ -14,6 +14,11 @@ EMA, which averages them in after every step, stays finite without a mask of its
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
 
+With `train.skip_spikes = k`, a finite step whose loss is above k times the running mean of the
+accepted steps' losses (about the last 100) is skipped the same way and counted apart: one
+outlier batch (a heavy-tailed loss weight, a rare input the network blows up on) then never
+reaches the weights or Adam's moments, which a clipped gradient still would.
+
 Drawing ahead (CUDA, `train.draw_ahead`, off by default): once a step's kernels are queued,
 the next step's batch is drawn on a side stream, so host work inside a draw (an OT coupling's
 assignments, its host reads) runs while the GPU trains instead of between steps. The generator
@@ -53,7 +58,10 @@ from flowforge.training.network import Network, check_bf16
 from flowforge.training.objective import Batch, Objective, split_batch
 
 # Device-side counters, one float64 vector so that reading them is one host transfer.
-_LOSS_SUM, _LOSS_STEPS, _NONFINITE, _STREAK = range(4)
+_LOSS_SUM, _LOSS_STEPS, _SKIPPED, _STREAK = range(4)
+# The spike guard's device state: spikes skipped, running mean of accepted losses, steps in it.
+_SPIKES, _MEAN, _SEEN = range(3)
+_SPIKE_MEAN_RATE = 0.01  # the running mean's weight of each accepted step (about 100 steps)
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,15 @@ class _Ahead:
 
 @dataclass(frozen=True)
 class TrainSummary:
-    """What `Trainer.fit` did: final step, last logged loss, skipped steps, interruption, time."""
+    """What `Trainer.fit` did: final step, last logged loss, NaN/Inf steps skipped,
+    interruption, time, and loss spikes skipped (`train.skip_spikes`)."""
 
     step: int
     loss: float | None
     nonfinite: int
     interrupted: bool
     seconds: float
+    spikes: int = 0
 
 
 class Trainer:
@@ -133,6 +143,7 @@ class Trainer:
             const, dtype=torch.float64, device=self.device
         )
         self._found_inf = torch.zeros((), dtype=torch.float32, device=self.device)
+        self._spikes = torch.zeros(3, dtype=torch.float64, device=self.device)
         use_side = config.draw_ahead and self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if use_side else None
         self._side_waited = False
@@ -212,6 +223,8 @@ class Trainer:
         # in the last micro-batch's backward pass), so clipping sees the global gradient.
         norm = self._clip_gradients()
         ok = torch.isfinite(loss) & torch.isfinite(norm)
+        if self.config.skip_spikes is not None:
+            ok = self._calm(loss, ok)
         # fused AdamW reads `found_inf` as torch.amp.GradScaler sets it: 1 skips the update
         # and the step count of every parameter, on the device
         self.optimizer.found_inf = torch.logical_not(ok, out=self._found_inf)
@@ -262,6 +275,18 @@ class Trainer:
             torch._foreach_mul_(grads, scale)
         return norm
 
+    def _calm(self, loss: Tensor, finite: Tensor) -> Tensor:
+        """Whether a finite step's loss is within `skip_spikes` times the running mean of the
+        accepted ones (the first step always is); counts a spike, or takes the loss into the
+        mean."""
+        value, (spikes, mean, seen) = loss.detach().double(), self._spikes
+        calm = finite & ((seen == 0) | (value <= self.config.skip_spikes * mean))
+        updated = torch.where(seen == 0, value, torch.lerp(mean, value, _SPIKE_MEAN_RATE))
+        self._spikes = torch.stack(
+            [spikes + (finite & ~calm), torch.where(calm, updated, mean), seen + calm]
+        )
+        return calm
+
     def _count(self, loss: Tensor, ok: Tensor) -> None:
         """Add a step to the device counters: loss sum and steps of the log window, skipped
         steps, and the current run of skipped steps (reset by a finite one)."""
@@ -277,21 +302,37 @@ class Trainer:
     @property
     def nonfinite(self) -> int:
         """Steps skipped so far because their loss or gradient was NaN/Inf (a host read)."""
-        return int(self._tally[_NONFINITE].item())
+        return int(self._tally[_SKIPPED].item()) - self.spikes
+
+    @property
+    def spikes(self) -> int:
+        """Steps skipped so far as loss spikes (`train.skip_spikes`; a host read)."""
+        return int(self._spikes[_SPIKES].item())
 
     def check_streak(self) -> None:
         """Raise `NumericalError` if the last `max_nonfinite` or more steps were all skipped."""
         tally = self._tally.tolist()
-        streak, total = int(tally[_STREAK]), int(tally[_NONFINITE])
-        if streak >= self.config.max_nonfinite:
-            hint = " or train.precision: float32" if self.config.precision == "bf16" else ""
+        streak, total = int(tally[_STREAK]), int(tally[_SKIPPED])
+        if streak < self.config.max_nonfinite:
+            return
+        spikes = self.spikes
+        if spikes:
             raise NumericalError(
-                f"training stopped at step {self.step}: the loss or its gradient was NaN/Inf in "
-                f"{streak} steps in a row ({total} in total; train.max_nonfinite is "
-                f"{self.config.max_nonfinite}). Usual fixes: lower train.lr, set "
-                f"train.grad_clip{hint}, predict 'velocity' or 'noise' instead of 'score' (its "
-                "target is unbounded where sigma(t) -> 0), or check the data for NaN/Inf."
+                f"training stopped at step {self.step}: {streak} steps in a row were skipped, as "
+                f"NaN/Inf or as loss spikes above train.skip_spikes ({self.config.skip_spikes}) "
+                f"times the running mean of the loss ({spikes} spikes, {total - spikes} NaN/Inf "
+                f"in total; train.max_nonfinite is {self.config.max_nonfinite}). A loss that "
+                "rose for good (other data, a resumed run with another objective) is no spike: "
+                "raise train.skip_spikes or set it to null; else lower train.lr."
             )
+        hint = " or train.precision: float32" if self.config.precision == "bf16" else ""
+        raise NumericalError(
+            f"training stopped at step {self.step}: the loss or its gradient was NaN/Inf in "
+            f"{streak} steps in a row ({total} in total; train.max_nonfinite is "
+            f"{self.config.max_nonfinite}). Usual fixes: lower train.lr, set "
+            f"train.grad_clip{hint}, predict 'velocity' or 'noise' instead of 'score' (its "
+            "target is unbounded where sigma(t) -> 0), or check the data for NaN/Inf."
+        )
 
     def take_log(self) -> float | None:
         """Mean loss of the finite steps since the last call (None if there were none)."""
@@ -317,7 +358,8 @@ class Trainer:
     ) -> TrainSummary:
         """Train to the end of the span; checkpoint every `checkpoint_every` steps and at the end.
 
-        Every `log_every` steps `on_log` gets `{step, loss, nonfinite, lr}`; every `eval_every`
+        Every `log_every` steps `on_log` gets `{step, loss, nonfinite, lr}` (and `spikes`
+        with `train.skip_spikes`); every `eval_every`
         steps (if set) `evaluate(model)` runs with the EMA weights in `model`, in eval mode and
         on forked RNGs (evaluation never changes training), and `on_log` gets its values as
         `eval/<name>`. `should_stop()` is checked before each step: when true, a checkpoint is
@@ -350,6 +392,8 @@ class Trainer:
                 last = mean if mean is not None else last
                 if on_log is not None:
                     record = {"step": self.step, "loss": mean, "nonfinite": self.nonfinite}
+                    if cfg.skip_spikes is not None:
+                        record["spikes"] = self.spikes
                     on_log({**record, "lr": self.lr})
             if evaluate is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                 values = self.evaluate(evaluate)
@@ -379,13 +423,13 @@ class Trainer:
 
     def _summary(self, last: float | None, interrupted: bool, start: float) -> TrainSummary:
         seconds = time.perf_counter() - start
-        return TrainSummary(self.step, last, self.nonfinite, interrupted, seconds)
+        return TrainSummary(self.step, last, self.nonfinite, interrupted, seconds, self.spikes)
 
     # ---- state ----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a bit-exact resume needs, as tensors and plain values."""
-        loss_sum, loss_steps, nonfinite, streak = self._tally.tolist()
+        loss_sum, loss_steps, skipped, streak = self._tally.tolist()
         return {
             "step": self.step,
             "model": self.model.state_dict(),
@@ -393,8 +437,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": self._rng_state(),
-            "nonfinite": [int(nonfinite), int(streak)],
+            "nonfinite": [int(skipped), int(streak)],  # skipped: NaN/Inf and spikes
             "loss_window": [loss_sum, int(loss_steps)],
+            "spikes": self._spikes.tolist(),
         }
 
     def _rng_state(self) -> dict[str, Any]:
@@ -412,8 +457,9 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             step = int(state["step"])
-            nonfinite, streak = (int(v) for v in state["nonfinite"])
+            skipped, streak = (int(v) for v in state["nonfinite"])
             loss_sum, loss_steps = float(state["loss_window"][0]), int(state["loss_window"][1])
+            spikes = [float(v) for v in state.get("spikes", (0.0, 0.0, 0.0))]  # (older: none)
             self.ema.load_state_dict(state["ema"])
             rng.restore(self.generator, state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
@@ -429,8 +475,9 @@ class Trainer:
             )
         self.step = step
         self._ahead = None
-        values = [loss_sum, loss_steps, nonfinite, streak]
+        values = [loss_sum, loss_steps, skipped, streak]
         self._tally = torch.tensor(values, dtype=torch.float64, device=self.device)
+        self._spikes = torch.tensor(spikes, dtype=torch.float64, device=self.device)
 
 
 def _device(model: nn.Module) -> torch.device:
