@@ -134,8 +134,8 @@ def parse() -> argparse.Namespace:
         "--skip-spikes",
         type=float,
         default=None,
-        help="skip a step whose loss is above this many times the running mean (train."
-        "skip_spikes, e.g. 10; a resumed run may add it)",
+        help="skip a step whose loss or gradient norm is above this many times its running "
+        "mean (train.skip_spikes, e.g. 10; a resumed run may add it)",
     )
     p.add_argument("--ema-decay", type=float, default=0.999)
     p.add_argument(

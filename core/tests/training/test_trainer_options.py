@@ -200,8 +200,8 @@ def test_a_loss_spike_is_skipped_and_counted_apart_from_nan_steps():
             assert torch.equal(s[k], after["optimizer"]["state"][i][k]), k
     assert trainer.spikes == 1 and trainer.nonfinite == 0
     assert after["nonfinite"] == [1, 1]  # skipped steps, streak
-    # the running mean is of the five accepted steps only
-    assert after["spikes"][1:] == before["spikes"][1:] and before["spikes"][2] == 5
+    # the running means are of the five accepted steps only
+    assert after["spikes"][1:] == before["spikes"][1:] and before["spikes"][3] == 5
     logs = []
     summary = trainer.fit(on_log=logs.append)
     assert summary.spikes == 1 and summary.nonfinite == 0 and logs[-1]["spikes"] == 1
@@ -215,6 +215,50 @@ def test_a_loss_spike_is_skipped_and_counted_apart_from_nan_steps():
 
 def _flat(state):
     return torch.cat([v.flatten() for v in state.values()])
+
+
+class _SteepGradient(torch.autograd.Function):
+    """The identity, whose backward pass multiplies the gradient by `scale`."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+class SteepOnce(MLP):
+    """A normal loss on every call; on call `at` (0-based) a gradient 1e6 times the usual."""
+
+    def __init__(self, at):
+        super().__init__(2, 16, 1, 4)
+        self.at, self.calls = at, 0
+
+    def forward(self, x, t, self_cond=None):
+        self.calls += 1
+        out = super().forward(x, t)
+        return _SteepGradient.apply(out, 1e6) if self.calls - 1 == self.at else out
+
+
+def test_a_gradient_spike_under_a_normal_loss_is_skipped():
+    """Clipping alone scales such a step to the clip norm and takes it; the guard skips it."""
+    guarded = _trainer(model=SteepOnce(at=5), steps=6, skip_spikes=10)
+    plain = _trainer(model=SteepOnce(at=5), steps=6)
+    for trainer in (guarded, plain):
+        for _ in range(5):
+            trainer.train_step()
+    before = copy.deepcopy(guarded.state_dict())
+    assert _flat(before["model"]).equal(_flat(plain.state_dict()["model"]))
+    guarded.train_step(), plain.train_step()
+    assert guarded.spikes == 1 and _flat(guarded.state_dict()["model"]).equal(
+        _flat(before["model"])
+    )
+    assert plain.nonfinite == 0 and not _flat(plain.state_dict()["model"]).equal(
+        _flat(before["model"])
+    )
 
 
 def test_a_loss_that_rises_for_good_stops_with_the_spike_message():
@@ -236,7 +280,7 @@ def test_a_checkpoint_from_before_the_guard_resumes_with_it():
     guarded.load_state_dict(state)
     guarded.fit()
     assert guarded.step == 10 and guarded.spikes == 0
-    assert guarded.state_dict()["spikes"][2] == 6  # its mean starts at the first resumed step
+    assert guarded.state_dict()["spikes"][3] == 6  # its means start at the first resumed step
 
 
 def _allow_fused_adam_found_inf_move(monkeypatch):

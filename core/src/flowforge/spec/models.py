@@ -223,10 +223,10 @@ class TrainSpec(Strict):
         float | None,
         Field(
             gt=1,
-            description="skip (as a NaN step) a step whose loss is above this many times the "
-            "running mean of the accepted steps' losses, e.g. 10: an outlier batch then never "
-            "reaches the weights or Adam's moments; counted apart, and in max_nonfinite's "
-            "streak; null: off",
+            description="skip (as a NaN step) a step whose loss or gradient norm is above this "
+            "many times the running mean of the accepted steps', e.g. 10: an outlier batch "
+            "then never reaches the weights or Adam's moments; counted apart, and in "
+            "max_nonfinite's streak; null: off",
         ),
     ] = None
     checkpoint_every: Annotated[int, Field(ge=1)] = 500

@@ -14,10 +14,12 @@ EMA, which averages them in after every step, stays finite without a mask of its
 reads the counters every `min(log_every, max_nonfinite)` steps: to log the mean loss and to stop
 once `train.max_nonfinite` steps in a row were skipped.
 
-With `train.skip_spikes = k`, a finite step whose loss is above k times the running mean of the
-accepted steps' losses (about the last 100) is skipped the same way and counted apart: one
-outlier batch (a heavy-tailed loss weight, a rare input the network blows up on) then never
-reaches the weights or Adam's moments, which a clipped gradient still would.
+With `train.skip_spikes = k`, a finite step whose loss or gradient norm (before clipping) is
+above k times the running mean of the accepted steps' (about the last 100) is skipped the same
+way and counted apart: one outlier batch (a heavy-tailed loss weight, a rare input the network
+blows up on) then never reaches the weights or Adam's moments, which a clipped gradient still
+would: clipping bounds the step's norm, not the share of it that lands on a few weights, and
+Adam rescales those by their own small history.
 
 Drawing ahead (CUDA, `train.draw_ahead`, off by default): once a step's kernels are queued,
 the next step's batch is drawn on a side stream, so host work inside a draw (an OT coupling's
@@ -59,8 +61,9 @@ from flowforge.training.objective import Batch, Objective, split_batch
 
 # Device-side counters, one float64 vector so that reading them is one host transfer.
 _LOSS_SUM, _LOSS_STEPS, _SKIPPED, _STREAK = range(4)
-# The spike guard's device state: spikes skipped, running mean of accepted losses, steps in it.
-_SPIKES, _MEAN, _SEEN = range(3)
+# The spike guard's device state: spikes skipped, running means of the accepted steps' loss and
+# gradient norm, accepted steps.
+_SPIKES, _MEAN_LOSS, _MEAN_NORM, _SEEN = range(4)
 _SPIKE_MEAN_RATE = 0.01  # the running mean's weight of each accepted step (about 100 steps)
 
 
@@ -75,7 +78,7 @@ class _Ahead:
 @dataclass(frozen=True)
 class TrainSummary:
     """What `Trainer.fit` did: final step, last logged loss, NaN/Inf steps skipped,
-    interruption, time, and loss spikes skipped (`train.skip_spikes`)."""
+    interruption, time, and spikes skipped (`train.skip_spikes`)."""
 
     step: int
     loss: float | None
@@ -143,7 +146,7 @@ class Trainer:
             const, dtype=torch.float64, device=self.device
         )
         self._found_inf = torch.zeros((), dtype=torch.float32, device=self.device)
-        self._spikes = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self._spikes = torch.zeros(4, dtype=torch.float64, device=self.device)
         use_side = config.draw_ahead and self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if use_side else None
         self._side_waited = False
@@ -224,7 +227,7 @@ class Trainer:
         norm = self._clip_gradients()
         ok = torch.isfinite(loss) & torch.isfinite(norm)
         if self.config.skip_spikes is not None:
-            ok = self._calm(loss, ok)
+            ok = self._calm(loss, norm, ok)
         # fused AdamW reads `found_inf` as torch.amp.GradScaler sets it: 1 skips the update
         # and the step count of every parameter, on the device
         self.optimizer.found_inf = torch.logical_not(ok, out=self._found_inf)
@@ -275,15 +278,21 @@ class Trainer:
             torch._foreach_mul_(grads, scale)
         return norm
 
-    def _calm(self, loss: Tensor, finite: Tensor) -> Tensor:
-        """Whether a finite step's loss is within `skip_spikes` times the running mean of the
-        accepted ones (the first step always is); counts a spike, or takes the loss into the
-        mean."""
-        value, (spikes, mean, seen) = loss.detach().double(), self._spikes
-        calm = finite & ((seen == 0) | (value <= self.config.skip_spikes * mean))
-        updated = torch.where(seen == 0, value, torch.lerp(mean, value, _SPIKE_MEAN_RATE))
-        self._spikes = torch.stack(
-            [spikes + (finite & ~calm), torch.where(calm, updated, mean), seen + calm]
+    def _calm(self, loss: Tensor, norm: Tensor, finite: Tensor) -> Tensor:
+        """Whether a finite step's loss and gradient norm are within `skip_spikes` times the
+        running means of the accepted steps' (the first step always is); counts a spike, or
+        takes the step into the means."""
+        spikes, means, seen = self._spikes[0], self._spikes[1:3], self._spikes[3]
+        values = torch.stack([loss.detach(), norm.detach()]).double()
+        within = (values <= self.config.skip_spikes * means).all()
+        calm = finite & ((seen == 0) | within)
+        updated = torch.where(seen == 0, values, torch.lerp(means, values, _SPIKE_MEAN_RATE))
+        self._spikes = torch.cat(
+            [
+                (spikes + (finite & ~calm))[None],
+                torch.where(calm, updated, means),
+                (seen + calm)[None],
+            ]
         )
         return calm
 
@@ -306,7 +315,7 @@ class Trainer:
 
     @property
     def spikes(self) -> int:
-        """Steps skipped so far as loss spikes (`train.skip_spikes`; a host read)."""
+        """Steps skipped so far as spikes (`train.skip_spikes`; a host read)."""
         return int(self._spikes[_SPIKES].item())
 
     def check_streak(self) -> None:
@@ -319,9 +328,10 @@ class Trainer:
         if spikes:
             raise NumericalError(
                 f"training stopped at step {self.step}: {streak} steps in a row were skipped, as "
-                f"NaN/Inf or as loss spikes above train.skip_spikes ({self.config.skip_spikes}) "
-                f"times the running mean of the loss ({spikes} spikes, {total - spikes} NaN/Inf "
-                f"in total; train.max_nonfinite is {self.config.max_nonfinite}). A loss that "
+                f"NaN/Inf or as spikes of the loss or gradient norm above train.skip_spikes "
+                f"({self.config.skip_spikes}) times their running means ({spikes} spikes, "
+                f"{total - spikes} NaN/Inf in total; train.max_nonfinite is "
+                f"{self.config.max_nonfinite}). A loss that "
                 "rose for good (other data, a resumed run with another objective) is no spike: "
                 "raise train.skip_spikes or set it to null; else lower train.lr."
             )
@@ -459,7 +469,7 @@ class Trainer:
             step = int(state["step"])
             skipped, streak = (int(v) for v in state["nonfinite"])
             loss_sum, loss_steps = float(state["loss_window"][0]), int(state["loss_window"][1])
-            spikes = [float(v) for v in state.get("spikes", (0.0, 0.0, 0.0))]  # (older: none)
+            spikes = [float(v) for v in state.get("spikes", (0.0,) * 4)]  # (older: none)
             self.ema.load_state_dict(state["ema"])
             rng.restore(self.generator, state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
