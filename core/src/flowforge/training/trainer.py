@@ -282,7 +282,8 @@ class Trainer:
         """Whether a finite step's loss and gradient norm are within `skip_spikes` times the
         running means of the accepted steps' (the first step always is); counts a spike, or
         takes the step into the means."""
-        spikes, means, seen = self._spikes[0], self._spikes[1:3], self._spikes[3]
+        spikes, seen = self._spikes[_SPIKES], self._spikes[_SEEN]
+        means = self._spikes[_MEAN_LOSS : _MEAN_NORM + 1]
         values = torch.stack([loss.detach(), norm.detach()]).double()
         within = (values <= self.config.skip_spikes * means).all()
         calm = finite & ((seen == 0) | within)
@@ -368,12 +369,12 @@ class Trainer:
     ) -> TrainSummary:
         """Train to the end of the span; checkpoint every `checkpoint_every` steps and at the end.
 
-        Every `log_every` steps `on_log` gets `{step, loss, nonfinite, lr}` (and `spikes`
-        with `train.skip_spikes`); every `eval_every`
-        steps (if set) `evaluate(model)` runs with the EMA weights in `model`, in eval mode and
-        on forked RNGs (evaluation never changes training), and `on_log` gets its values as
-        `eval/<name>`. `should_stop()` is checked before each step: when true, a checkpoint is
-        written and the summary says `interrupted=True` (signal handlers use it for Ctrl-C).
+        Every `log_every` steps `on_log` gets `{step, loss, nonfinite, lr}` (and `spikes` with
+        `train.skip_spikes`); every `eval_every` steps (if set) `evaluate(model)` runs with the
+        EMA weights in `model`, in eval mode and on forked RNGs (evaluation never changes
+        training), and `on_log` gets its values as `eval/<name>`. `should_stop()` is checked
+        before each step: when true, a checkpoint is written and the summary says
+        `interrupted=True` (signal handlers use it for Ctrl-C).
 
         Data-parallel: `on_log` and `on_checkpoint` run in the main process only; `evaluate`
         runs in every process (it may sample across them); `should_stop` is agreed among the
