@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import types
@@ -83,3 +84,15 @@ def test_a_self_conditioned_model_trains_and_samples(write_spec):
     assert all(np.isfinite(v) for v in outcome.metrics.values())
     with pytest.raises(InvalidArgumentError, match=r"train\.self_condition is false"):
         _quiet(write_spec("mismatch.yaml", model={"params": params}))
+
+
+def test_skipped_spikes_reach_the_log_and_metrics(write_spec):
+    """So tight a guard (1.02 times the running means) that ordinary steps count as spikes."""
+    run = _quiet(write_spec(train={"skip_spikes": 1.02, "max_nonfinite": 30})).run
+    logged = [r["spikes"] for r in run.read_log() if "spikes" in r]
+    assert len(logged) == 6 and logged == sorted(logged) and logged[-1] > 0
+    metrics = json.loads(run.metrics_path.read_text())
+    assert metrics["train_spike_steps"] == logged[-1] and metrics["train_nonfinite_steps"] == 0
+    plain = _quiet(write_spec("plain.yaml")).run
+    assert json.loads(plain.metrics_path.read_text())["train_spike_steps"] == 0
+    assert all("spikes" not in r for r in plain.read_log())

@@ -100,6 +100,7 @@ def train_distill(
     first = 0 if state is None else int(state["round"])
     teacher_weights = None if state is None or first == 0 else state["teacher"]
     skipped = 0 if state is None else int(state.get("previous_nonfinite", 0))
+    spikes = 0 if state is None else int(state.get("previous_spikes", 0))
     gen = rng.generator(spec.seed, "train", ctx.device)
     summary = None
     for r in range(first, rounds):
@@ -123,15 +124,16 @@ def train_distill(
         )
         if resumed:
             trainer.load_state_dict(state)
-        extra = {"round": r, "previous_nonfinite": skipped}
+        extra = {"round": r, "previous_nonfinite": skipped, "previous_spikes": spikes}
         if teacher_weights is not None:
             extra["teacher"] = teacher_weights
         summary = training.train(trainer, standardizer=standardizer, extra=extra, evaluate=evaluate)
         skipped += summary.nonfinite
+        spikes += summary.spikes
         teacher_weights = trainer.ema.state_dict()
     model.load_state_dict(teacher_weights)
     return standardizer, {
-        **training.record(summary, nonfinite=skipped),
+        **training.record(summary, nonfinite=skipped, spikes=spikes),
         "distill_rounds": rounds,
         "distill_steps": spec.sample.nfe,
     }

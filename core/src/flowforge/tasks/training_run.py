@@ -151,13 +151,17 @@ class TrainingRun:
             self._board.close()
             self._board = None
 
-    def record(self, summary: TrainSummary, nonfinite: int | None = None) -> dict[str, Any]:
-        """The `train_*` entries of metrics.json; closes the TensorBoard log."""
+    def record(
+        self, summary: TrainSummary, nonfinite: int | None = None, spikes: int | None = None
+    ) -> dict[str, Any]:
+        """The `train_*` entries of metrics.json; closes the TensorBoard log. `nonfinite` and
+        `spikes`: the skipped steps to report, if not the summary's (a run of several stages)."""
         self.close()
         logged = [r["loss"] for r in self.ctx.run.read_log() if r.get("loss") is not None]
         return {
             "train_steps": summary.step,
             "train_loss": logged[-1] if logged else None,
             "train_nonfinite_steps": summary.nonfinite if nonfinite is None else nonfinite,
+            "train_spike_steps": summary.spikes if spikes is None else spikes,
             "train_seconds": self._seconds,
         }
