@@ -32,7 +32,7 @@ import json
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import get_args
+from typing import NamedTuple, get_args
 
 import ema_weights
 import torch
@@ -68,7 +68,15 @@ ANCHORS = {
 }
 
 
-def parse() -> argparse.Namespace:
+class Parts(NamedTuple):
+    """The components the flags name, built once while parsing (bad params stop the run there)."""
+
+    time_sampler: object
+    solver: object
+    discrete_solver: object
+
+
+def parse() -> tuple[argparse.Namespace, Parts]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="qm9", choices=["qm9", "qm9_fixture"])
     p.add_argument("--state", default="product", choices=["product", "onehot"])
@@ -236,9 +244,9 @@ def parse() -> argparse.Namespace:
         p.error(
             f"--snapshot-every must be 0 (none) or a positive step count, got {args.snapshot_every}"
         )
-    args.grid_times = grid_times(args, position_solver(args))
-    time_sampler(args)
-    return args
+    parts = Parts(time_sampler(args), position_solver(args), discrete_solver(args))
+    args.grid_times = grid_times(args, parts.solver)
+    return args, parts
 
 
 def _component(kind: str, name: str, params, flag: str):
@@ -273,11 +281,21 @@ def position_solver(args):
     return solver
 
 
-def train(args, dataset, enc, model, device) -> dict:
+def discrete_solver(args):
+    """The types' and charges' solver of --discrete-solver with its flags."""
+    params = {
+        "temperature": args.discrete_temperature,
+        "eta": args.discrete_eta,
+        "eta_window": tuple(_floats(args.discrete_eta_window)),
+    }
+    return _component("solver", args.discrete_solver, params, "--discrete-solver")
+
+
+def train(args, parts: Parts, dataset, enc, model, device) -> dict:
     """Train for `args.train_seconds` from the newest checkpoint; returns the budget used."""
     state = dataset.states()["train"]
     coupling = None if args.no_ot else EquivariantOT(iterations=args.ot_iterations)
-    sampler = time_sampler(args)
+    sampler = parts.time_sampler
     if isinstance(enc, ProductEncoding):
         weights = dict(zip(("pos", "atom_type", "charge"), _floats(args.loss_weights), strict=True))
         objective = ProductObjective(
@@ -414,20 +432,13 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
-def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
+def evaluate(args, parts: Parts, dataset, enc, model, device, nfe: int) -> dict:
     train = dataset.states()["train"]
     counts = AtomCounts.from_mask(train.mask)
     gen = torch.Generator(device).manual_seed(args.seed + nfe)
     states, seconds, left = [], 0.0, args.samples
     grid = args.time_grid if args.grid_times is None else torch.tensor(args.grid_times)
-    solver = position_solver(args)
-    discrete = registry.create(
-        "solver",
-        args.discrete_solver,
-        temperature=args.discrete_temperature,
-        eta=args.discrete_eta,
-        eta_window=tuple(_floats(args.discrete_eta_window)),
-    )
+    solver, discrete = parts.solver, parts.discrete_solver
     while left > 0:
         b = min(args.sample_batch, left)
         n_atoms = counts.sample(b, gen)
@@ -488,7 +499,7 @@ def evaluate(args, dataset, enc, model, device, nfe: int) -> dict:
 
 
 def main() -> None:
-    args = parse()
+    args, parts = parse()
     # under torchrun: the process group (NCCL, cuda:LOCAL_RANK each; gloo on the CPU)
     with distributed.process_group(torch.device(args.device)) as device:
         world = distributed.current()
@@ -513,12 +524,12 @@ def main() -> None:
         elif args.train_seconds == 0:
             budget = ema_weights.from_run(run_dir(args) / "checkpoints", model)
         else:
-            budget = train(args, dataset, enc, model, device)
+            budget = train(args, parts, dataset, enc, model, device)
         if args.save_weights and world.is_main:
             ema_weights.save(args.save_weights, args, enc, model, budget)
         waiting = waiting_group(world)
         if world.is_main:
-            report(args, dataset, enc, model, device, budget)
+            report(args, parts, dataset, enc, model, device, budget)
         if waiting is not None:
             dist.barrier(group=waiting)
 
@@ -548,7 +559,7 @@ def waiting_group(world: distributed.World):
     return dist.new_group(backend="gloo", timeout=timedelta(hours=12))
 
 
-def report(args, dataset, enc, model, device, budget: dict) -> None:
+def report(args, parts: Parts, dataset, enc, model, device, budget: dict) -> None:
     """Write the JSON with the training budget, then sample and evaluate at each NFE (the JSON
     rewritten after each), and print the table."""
     rows = []
@@ -563,7 +574,7 @@ def report(args, dataset, enc, model, device, budget: dict) -> None:
     }
     Path(args.out).write_text(json.dumps(result, indent=2))
     for n in (int(v) for v in args.nfe.split(",") if v.strip()):
-        rows.append(evaluate(args, dataset, enc, model, device, n))
+        rows.append(evaluate(args, parts, dataset, enc, model, device, n))
         Path(args.out).write_text(json.dumps(result, indent=2))
     label = f"flowforge EGNN {args.state}{'' if args.no_ot else ' + eq-OT'}"
     trained = f"{budget['train_steps']} steps in {budget['train_seconds_total']:.0f} s"
