@@ -49,10 +49,11 @@ from flowforge_molecules.product import ProductEncoding
 from flowforge_molecules.product_objective import ProductObjective
 from flowforge_molecules.product_sampling import sample_product
 from flowforge_molecules.sampling import sample_molecules
+from pydantic import ValidationError
 
 from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
-from flowforge.errors import FlowforgeError, InvalidArgumentError
+from flowforge.errors import FlowforgeError, InvalidArgumentError, NumericalError
 from flowforge.grids import GRIDS
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
@@ -74,6 +75,7 @@ class Parts(NamedTuple):
     time_sampler: object
     solver: object
     discrete_solver: object
+    train_spec: TrainSpec
 
 
 def parse() -> tuple[argparse.Namespace, Parts]:
@@ -244,9 +246,53 @@ def parse() -> tuple[argparse.Namespace, Parts]:
         p.error(
             f"--snapshot-every must be 0 (none) or a positive step count, got {args.snapshot_every}"
         )
-    parts = Parts(time_sampler(args), position_solver(args), discrete_solver(args))
+    if args.compile is None:
+        args.compile = torch.device(args.device).type == "cuda"
+    parts = Parts(
+        time_sampler(args), position_solver(args), discrete_solver(args), train_spec(args)
+    )
     args.grid_times = grid_times(args, parts.solver)
     return args, parts
+
+
+# TrainSpec's fields as this script's flags, for its one-line errors
+TRAIN_FLAGS = {
+    "steps": "--max-steps",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "lr_warmup": "--warmup",
+    "lr_schedule": "--lr-schedule",
+    "ema_decay": "--ema-decay",
+    "grad_clip": "--grad-clip",
+    "skip_spikes": "--skip-spikes",
+    "checkpoint_every": "--snapshot-every",
+}
+
+
+def train_spec(args) -> TrainSpec:
+    """The trainer's settings from the flags; a value TrainSpec refuses stops the run in one
+    line naming the flag."""
+    try:
+        return TrainSpec(
+            steps=args.max_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_warmup=args.warmup,
+            lr_schedule=args.lr_schedule,
+            ema_decay=args.ema_decay,
+            grad_clip=args.grad_clip or None,
+            skip_spikes=args.skip_spikes,
+            precision=args.precision,
+            compile=args.compile,
+            compile_mode=args.compile_mode,
+            draw_ahead=args.draw_ahead,
+            checkpoint_every=args.snapshot_every or 10**9,
+            log_every=100,
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise SystemExit(f"{TRAIN_FLAGS.get(field, field)}: {first['msg']}") from err
 
 
 def _component(kind: str, name: str, params, flag: str):
@@ -321,22 +367,7 @@ def train(args, parts: Parts, dataset, enc, model, device) -> dict:
             size_batches=args.size_batches,
             self_condition=args.self_condition,
         )
-    config = TrainSpec(
-        steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_warmup=args.warmup,
-        lr_schedule=args.lr_schedule,
-        ema_decay=args.ema_decay,
-        grad_clip=args.grad_clip or None,
-        skip_spikes=args.skip_spikes,
-        precision=args.precision,
-        compile=args.compile,
-        compile_mode=args.compile_mode,
-        draw_ahead=args.draw_ahead,
-        checkpoint_every=args.snapshot_every or 10**9,
-        log_every=100,
-    )
+    config = parts.train_spec
     # every process holds the same generator and draws the whole global batch (Trainer, DDP)
     trainer = Trainer(
         model, objective, config, generator=torch.Generator(device).manual_seed(args.seed)
@@ -367,11 +398,20 @@ def train(args, parts: Parts, dataset, enc, model, device) -> dict:
 
     # under torchrun the processes agree on the time budget every min(log_every, max_nonfinite)
     # steps (Trainer.fit's `should_stop`, one collective), so all of them stop after one step
-    summary = trainer.fit(
-        on_log=log,
-        on_checkpoint=save,
-        should_stop=lambda: time.perf_counter() - start >= args.train_seconds,
-    )
+    try:
+        summary = trainer.fit(
+            on_log=log,
+            on_checkpoint=save,
+            should_stop=lambda: time.perf_counter() - start >= args.train_seconds,
+        )
+    except NumericalError as err:
+        kept = ckpts.latest()
+        raise SystemExit(
+            f"{err}\nkept: {kept} and the EMA snapshots in {snapshots} (score one with "
+            "--weights, or resume from the checkpoint)"
+            if kept
+            else f"{err}\nno checkpoint was written yet (--snapshot-every N writes one)"
+        ) from err
     spent = time.perf_counter() - start
     model.load_state_dict(trainer.ema.state_dict())
     model.eval()
@@ -503,8 +543,6 @@ def main() -> None:
     # under torchrun: the process group (NCCL, cuda:LOCAL_RANK each; gloo on the CPU)
     with distributed.process_group(torch.device(args.device)) as device:
         world = distributed.current()
-        if args.compile is None:
-            args.compile = device.type == "cuda"
         torch.manual_seed(args.seed)
         dataset = load_dataset(args, world)
         # the charge vocabulary is the data's own (QM9 has 120 atoms of formal charge -2)

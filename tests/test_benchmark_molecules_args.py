@@ -1,11 +1,12 @@
 """`benchmarks/molecules.py` arguments checked before any work: the training-time sampler's and
-the positions' solver's params reach them, and bad ones are refused in one line naming the
-flag."""
+the positions' solver's params reach them, and bad ones (or trainer settings) are refused in one
+line naming the flag; a run the spike guard stops says which checkpoint it kept."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,22 +54,34 @@ def test_solver_params_reach_the_solver(bench):
         ),
         (["--solver-params", '{"eta": 1}'], "--solver-params: eta: unknown key"),
         (["--solver", "reverse_sde"], "--solver reverse_sde: draws noise and reads the model as"),
+        (["--lr", "2"], "--lr: Input should be less than or equal to 1"),
+        (["--skip-spikes", "1"], "--skip-spikes: Input should be greater than 1"),
     ],
 )
 def test_bad_component_params_are_refused_in_one_line(flags, message, tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "molecules.py"),
-            "--data",
-            "qm9_fixture",
-            "--run-dir",
-            str(tmp_path / "never"),
-            *flags,
-        ],
+    done = _run("--run-dir", str(tmp_path / "never"), *flags)
+    assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "never").exists()
+
+
+def test_a_run_the_spike_guard_stops_ends_in_one_message_naming_what_is_kept(tmp_path):
+    # lr 1 makes nearly every step a spike above 1.5 times the running means
+    tiny = "--layers 2 --hidden 16 --batch-size 8 --lr 1 --warmup 0 --device cpu --samples 0"
+    flags = ("--skip-spikes", "1.5", "--snapshot-every", "5", "--max-steps", "300")
+    run = tmp_path / "run"
+    done = _run(*tiny.split(), "--nfe=", "--run-dir", str(run), "--train-seconds", "120", *flags)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "steps in a row were skipped" in done.stderr
+    kept = sorted((run / "checkpoints").iterdir())[-1]
+    assert f"kept: {kept} and the EMA snapshots in {run / 'snapshots'}" in done.stderr
+
+
+def _run(*flags: str) -> subprocess.CompletedProcess:
+    """benchmarks/molecules.py on the QM9 fixture with `flags`, on one thread."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / "molecules.py"), "--data", "qm9_fixture", *flags],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode != 0 and message in done.stderr, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and not (tmp_path / "never").exists()
