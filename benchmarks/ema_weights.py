@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
+from flowforge.errors import CheckpointError
 from flowforge.training.checkpoint import CheckpointDir, load_checkpoint, save_checkpoint
+from flowforge.training.weight_average import mean_weights
 
 FORMAT = "flowforge-molecules-ema/1"
 ARCHITECTURE = ("state", "discrete_path", "hidden", "layers", "self_condition")
@@ -92,12 +94,10 @@ def average(paths: list[str | Path], out: str | Path) -> dict:
                 f"average: {path} has another architecture than {paths[0]} "
                 "(average snapshots of one run)"
             )
-    ema = {
-        k: torch.stack([b["ema"][k].double() for b in blobs]).mean(0).to(v.dtype)
-        if v.is_floating_point()
-        else v
-        for k, v in blobs[-1]["ema"].items()
-    }
+    try:
+        ema = mean_weights([b["ema"] for b in blobs], [str(p) for p in paths])
+    except CheckpointError as err:
+        raise SystemExit(f"average: {err}") from err
     budget = {
         **blobs[-1]["training"],
         "averaged_steps": [b["training"].get("train_steps") for b in blobs],

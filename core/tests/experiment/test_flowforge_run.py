@@ -145,6 +145,28 @@ def test_model_checkpoint_skips_training_and_reproduces_the_samples(write_spec):
         _quiet(wrong)
 
 
+def test_a_list_of_checkpoints_samples_with_the_mean_of_their_ema_weights(write_spec, tmp_path):
+    first = _quiet(write_spec()).run
+    ckpts = [str(p) for p in sorted(first.checkpoints.iterdir())]  # steps 20 and 30
+    mean = _quiet(write_spec("mean.yaml", model={"checkpoint": ckpts})).run
+    # the same as one checkpoint holding the mean, written by hand
+    a, b = (load_checkpoint(c) for c in ckpts)
+    b["ema"] = {
+        k: (a["ema"][k].double() + v.double()).div(2).to(v.dtype) for k, v in b["ema"].items()
+    }
+    torch.save(b, tmp_path / "by_hand.pt")
+    by_hand = _quiet(write_spec("hand.yaml", model={"checkpoint": str(tmp_path / "by_hand.pt")}))
+    samples = [np.load(r.samples / "samples.npy") for r in (mean, by_hand.run, first)]
+    assert np.array_equal(samples[0], samples[1]) and not np.array_equal(samples[0], samples[2])
+    assert "from the mean of the EMA weights of" in mean.report_path.read_text()
+
+    wide = write_spec("wide.yaml", name="wide", model={"params": {"width": 48}})
+    other = str(sorted(_quiet(wide).run.checkpoints.iterdir())[-1])
+    bad = write_spec("bad.yaml", model={"checkpoint": [ckpts[0], other]})
+    with pytest.raises(CheckpointError, match="average the weights of one network"):
+        _quiet(bad)
+
+
 @pytest.mark.parametrize(
     ("path", "prediction", "t_span"),
     [

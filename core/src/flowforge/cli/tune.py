@@ -46,7 +46,7 @@ def load_trained(source: Path):
         )
     # checkpoint_meta reads only the spec from its task context.
     meta = checkpoint_meta(SimpleNamespace(spec=spec), dataset.data_shape)
-    load_weights(model, str(checkpoint), meta)
+    load_weights(model, checkpoint, meta)
     return model.eval(), build_affine_path(spec.path), spec, run, dataset.data_shape
 
 

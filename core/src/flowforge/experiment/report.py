@@ -15,6 +15,15 @@ def _ref(ref: ComponentRef) -> str:
     return f"`{ref.name}`" + (f" ({params})" if params else "")
 
 
+def _weights_source(checkpoint: str | list[str] | None) -> str:
+    """Where the model's weights came from, for the report's spec line ('' when trained)."""
+    if not checkpoint:
+        return ""
+    if isinstance(checkpoint, str):
+        return f", from `{checkpoint}`"
+    return f", from the mean of the EMA weights of {', '.join(f'`{c}`' for c in checkpoint)}"
+
+
 def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -62,7 +71,7 @@ def render_report(
         f"- data: {_ref(spec.data)}",
         f"- path: {_ref(spec.path)}",
         f"- model: {_ref(spec.model)}, predicting `{spec.model.prediction}`"
-        + (f", from `{spec.model.checkpoint}`" if spec.model.checkpoint else ""),
+        + _weights_source(spec.model.checkpoint),
         f"- train: {train.steps} steps, batch {train.batch_size}, lr {train.lr}, "
         f"EMA {train.ema_decay}"
         + (f"; stage `{train.stage}` from `{train.parent}`" if train.stage != "fit" else "")

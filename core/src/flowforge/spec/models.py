@@ -54,10 +54,11 @@ class ModelSpec(ComponentRef):
     """The network: a registered model factory, the prediction it makes, an optional checkpoint."""
 
     prediction: Prediction = "velocity"
-    checkpoint: str | None = Field(
+    checkpoint: str | Annotated[list[str], Field(min_length=1)] | None = Field(
         None,
         description="load weights instead of training: a checkpoint file, a run directory (its "
-        "newest checkpoint) or <output.dir>/<name> (the newest run of that name)",
+        "newest checkpoint) or <output.dir>/<name> (the newest run of that name); a list of "
+        "these: the mean of their EMA weights (checkpoints of one run)",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from flowforge.data.base import Dataset
@@ -24,6 +25,7 @@ from flowforge.tasks.training_run import Evaluate, TrainingRun
 from flowforge.training import self_conditioning
 from flowforge.training.checkpoint import CheckpointDir, load_checkpoint
 from flowforge.training.regression import Regression
+from flowforge.training.weight_average import mean_weights
 
 
 def checkpoint_meta(ctx: TaskContext, data_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -75,19 +77,41 @@ def resolve_checkpoint(source: str | Path) -> Path:
     return latest
 
 
-def load_weights(model: nn.Module, source: str | Path, meta: dict[str, Any]) -> Standardizer:
+def load_weights(
+    model: nn.Module, source: str | Path | list[str], meta: dict[str, Any]
+) -> Standardizer:
     """Load the averaged weights of a finished run's checkpoint (`model.checkpoint` in a spec);
-    `source` as `resolve_checkpoint` reads it."""
-    source = resolve_checkpoint(source)
-    state = load_checkpoint(source)
-    check_meta(state.get("meta"), meta, source)
+    `source` as `resolve_checkpoint` reads it, or a list of such: the mean of their EMA weights
+    (`flowforge.training.weight_average`), all of one network and one standardizer."""
+    sources = [
+        resolve_checkpoint(s) for s in ([source] if isinstance(source, str | Path) else source)
+    ]
+    states = [load_checkpoint(s) for s in sources]
+    for path, state in zip(sources, states, strict=True):
+        check_meta(state.get("meta"), meta, path)
+        if "ema" not in state:
+            raise CheckpointError(f"checkpoint {path} holds no EMA weights ('ema')")
+        if not _same(state.get("standardizer"), states[-1].get("standardizer")):
+            raise CheckpointError(
+                f"checkpoints {path} and {sources[-1]} map data to model space differently "
+                "(their standardizers differ): average checkpoints of one run"
+            )
+    names = [str(s) for s in sources]
+    ema = states[0]["ema"] if len(states) == 1 else mean_weights([s["ema"] for s in states], names)
     try:
-        model.load_state_dict(state["ema"])
-    except (KeyError, RuntimeError) as err:
+        model.load_state_dict(ema)
+    except RuntimeError as err:
         raise CheckpointError(
-            f"checkpoint {source} does not fit the model: {str(err).splitlines()[0]}"
+            f"checkpoint {sources[-1]} does not fit the model: {str(err).splitlines()[0]}"
         ) from None
-    return Standardizer.from_state_dict(state.get("standardizer"))
+    return Standardizer.from_state_dict(states[-1].get("standardizer"))
+
+
+def _same(a: dict[str, Tensor] | None, b: dict[str, Tensor] | None) -> bool:
+    """Whether two standardizer states are equal (both None included)."""
+    if a is None or b is None:
+        return a is b
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def prior_weights(
