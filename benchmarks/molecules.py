@@ -246,8 +246,12 @@ def parse() -> tuple[argparse.Namespace, Parts]:
         p.error(
             f"--snapshot-every must be 0 (none) or a positive step count, got {args.snapshot_every}"
         )
+    try:
+        device_type = torch.device(args.device).type
+    except RuntimeError as err:
+        p.error(f"--device {args.device}: {err}")
     if args.compile is None:
-        args.compile = torch.device(args.device).type == "cuda"
+        args.compile = device_type == "cuda"
     parts = Parts(
         time_sampler(args), position_solver(args), discrete_solver(args), train_spec(args)
     )
@@ -266,6 +270,10 @@ TRAIN_FLAGS = {
     "grad_clip": "--grad-clip",
     "skip_spikes": "--skip-spikes",
     "checkpoint_every": "--snapshot-every",
+    "compile_mode": "--compile-mode",
+    "compile": "--compile",
+    "precision": "--precision",
+    "draw_ahead": "--draw-ahead",
 }
 
 
@@ -291,8 +299,11 @@ def train_spec(args) -> TrainSpec:
         )
     except ValidationError as err:
         first = err.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        raise SystemExit(f"{TRAIN_FLAGS.get(field, field)}: {first['msg']}") from err
+        if first["loc"]:
+            flags = TRAIN_FLAGS.get(str(first["loc"][0]), str(first["loc"][0]))
+        else:  # a check across settings: the flags whose settings its message names
+            flags = " / ".join(f for k, f in TRAIN_FLAGS.items() if k in first["msg"])
+        raise SystemExit(f"{flags}: {first['msg']}") from err
 
 
 def _component(kind: str, name: str, params, flag: str):
@@ -406,9 +417,10 @@ def train(args, parts: Parts, dataset, enc, model, device) -> dict:
         )
     except NumericalError as err:
         kept = ckpts.latest()
+        also = f" and the EMA snapshots in {snapshots}" if snapshots.is_dir() else ""
         raise SystemExit(
-            f"{err}\nkept: {kept} and the EMA snapshots in {snapshots} (score one with "
-            "--weights, or resume from the checkpoint)"
+            f"{err}\nkept: {kept}{also} (resume from the checkpoint, or score a snapshot "
+            "with --weights)"
             if kept
             else f"{err}\nno checkpoint was written yet (--snapshot-every N writes one)"
         ) from err

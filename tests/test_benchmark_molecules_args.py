@@ -56,6 +56,11 @@ def test_solver_params_reach_the_solver(bench):
         (["--solver", "reverse_sde"], "--solver reverse_sde: draws noise and reads the model as"),
         (["--lr", "2"], "--lr: Input should be less than or equal to 1"),
         (["--skip-spikes", "1"], "--skip-spikes: Input should be greater than 1"),
+        (
+            ["--device", "cpu", "--compile-mode", "reduce-overhead"],
+            "--compile-mode / --compile: Value error, compile_mode 'reduce-overhead' applies",
+        ),
+        (["--device", "tpu9"], "--device tpu9: "),
     ],
 )
 def test_bad_component_params_are_refused_in_one_line(flags, message, tmp_path):

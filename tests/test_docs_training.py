@@ -1,4 +1,5 @@
-"""docs/training.md's examples run as written: the complete spec and the Python example."""
+"""docs/training.md's examples run as written: the complete spec and the Python example; the
+averaged-checkpoints model section is a valid one."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from flowforge.experiment.progress import make_progress
 from flowforge.experiment.runner import execute
 from flowforge.spec import load_spec
+from flowforge.spec.models import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
@@ -76,3 +80,10 @@ def load_spec_text(text: str, directory: Path):
     path = directory / f"{name}.yaml"
     path.write_text(text, encoding="utf-8")
     return load_spec(path)
+
+
+def test_the_averaged_checkpoints_example_is_a_valid_model_section():
+    section = DOC.split("**The mean of several checkpoints' EMA weights.**", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    model = ModelSpec(**yaml.safe_load(block)["model"])
+    assert len(model.checkpoint) == 4 and all(c.endswith(".pt") for c in model.checkpoint)

@@ -165,6 +165,10 @@ def test_a_list_of_checkpoints_samples_with_the_mean_of_their_ema_weights(write_
     bad = write_spec("bad.yaml", model={"checkpoint": [ckpts[0], other]})
     with pytest.raises(CheckpointError, match="average the weights of one network"):
         _quiet(bad)
+    # the run directory stands for its newest checkpoint, which the list names again
+    twice = write_spec("twice.yaml", model={"checkpoint": [str(first.root), ckpts[-1]]})
+    with pytest.raises(CheckpointError, match=r"twice \(a run directory stands for its newest"):
+        _quiet(twice)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_the_mean_of_each_entry_in_its_own_dtype_with_the_last_integer_buffers()
 
 
 def test_the_sum_is_taken_in_float64():
-    # in float32, 2**24 + 1 rounds back to 2**24, so a float32 sum would give 5592405.33
+    # in float32, 2**24 + 1 rounds back to 2**24, so a float32 sum would give 5592405.5
     states = [{"w": torch.tensor([v], dtype=torch.float32)} for v in (2.0**24, 1.0, 1.0)]
     assert mean_weights(states, ["a", "b", "c"])["w"].item() == 5592406.0
 

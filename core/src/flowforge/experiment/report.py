@@ -19,8 +19,8 @@ def _weights_source(checkpoint: str | list[str] | None) -> str:
     """Where the model's weights came from, for the report's spec line ('' when trained)."""
     if not checkpoint:
         return ""
-    if isinstance(checkpoint, str):
-        return f", from `{checkpoint}`"
+    if isinstance(checkpoint, str) or len(checkpoint) == 1:
+        return f", from `{checkpoint if isinstance(checkpoint, str) else checkpoint[0]}`"
     return f", from the mean of the EMA weights of {', '.join(f'`{c}`' for c in checkpoint)}"
 
 

@@ -86,7 +86,14 @@ def load_weights(
     sources = [
         resolve_checkpoint(s) for s in ([source] if isinstance(source, str | Path) else source)
     ]
-    states = [load_checkpoint(s) for s in sources]
+    seen = [p.resolve() for p in sources]
+    for i, path in enumerate(seen):
+        if path in seen[:i]:
+            raise CheckpointError(
+                f"model.checkpoint names {path} twice (a run directory stands for its newest "
+                "checkpoint): list each checkpoint once"
+            )
+    states = [_weights_of(load_checkpoint(s)) for s in sources]
     for path, state in zip(sources, states, strict=True):
         check_meta(state.get("meta"), meta, path)
         if "ema" not in state:
@@ -105,6 +112,11 @@ def load_weights(
             f"checkpoint {sources[-1]} does not fit the model: {str(err).splitlines()[0]}"
         ) from None
     return Standardizer.from_state_dict(states[-1].get("standardizer"))
+
+
+def _weights_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a checkpoint that loading weights reads (the optimizer state is dropped)."""
+    return {k: state[k] for k in ("meta", "ema", "standardizer") if k in state}
 
 
 def _same(a: dict[str, Tensor] | None, b: dict[str, Tensor] | None) -> bool:

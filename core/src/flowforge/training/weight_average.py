@@ -32,9 +32,13 @@ def mean_weights(states: Sequence[dict[str, Tensor]], names: Sequence[str]) -> d
                     f"{name}: {key} has shape {tuple(value.shape)}, {names[-1]} "
                     f"{tuple(last[key].shape)}: average the weights of one network"
                 )
-    return {
-        key: torch.stack([s[key].double() for s in states]).mean(0).to(value.dtype)
-        if value.is_floating_point()
-        else value
-        for key, value in last.items()
-    }
+    mean = {}
+    for key, value in last.items():
+        if not value.is_floating_point():
+            mean[key] = value
+            continue
+        total = torch.zeros(value.shape, dtype=torch.float64, device=value.device)
+        for state in states:
+            total += state[key].to(total.device, torch.float64)
+        mean[key] = total.div_(len(states)).to(value.dtype)
+    return mean
