@@ -54,7 +54,7 @@ from pydantic import ValidationError
 from flowforge import distributed, registry
 from flowforge.data.standardize import Standardizer
 from flowforge.errors import FlowforgeError, InvalidArgumentError, NumericalError
-from flowforge.grids import GRIDS
+from flowforge.grids import GRIDS, check_grid_name
 from flowforge.paths import CondOT
 from flowforge.spec.models import TrainSpec
 from flowforge.training.checkpoint import CheckpointDir
@@ -443,11 +443,11 @@ def train(args, parts: Parts, dataset, enc, model, device) -> dict:
 
 
 def _grid(value: str) -> str:
-    if value not in GRIDS and not value.endswith(".json"):
-        raise argparse.ArgumentTypeError(
-            f"{value!r}: use one of {', '.join(GRIDS)} or a .json file of times"
-        )
-    return value
+    """--time-grid's value, checked as `flowforge.grids.check_grid_name` checks a spec's."""
+    try:
+        return check_grid_name(value)
+    except InvalidArgumentError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def grid_times(args, solver) -> list[float] | None:

@@ -36,6 +36,17 @@ EDM_RHO = 7.0
 NOISE_RANGE = (-2 * math.log(80.0), -2 * math.log(0.002))
 
 
+def check_grid_name(value: str) -> str:
+    """`value` if it names a time grid (one of `GRIDS`, or a .json file of times such as
+    `flowforge tune` saves); else `InvalidArgumentError` listing them."""
+    if value not in GRIDS and not value.endswith(".json"):
+        raise InvalidArgumentError(
+            f"{value!r} is not a time grid: use one of {', '.join(GRIDS)}, or the path of a "
+            ".json grid saved by `flowforge tune`"
+        )
+    return value
+
+
 def _fractions(steps: int, like: Tensor) -> Tensor:
     return torch.linspace(0.0, 1.0, steps + 1, dtype=like.dtype, device=like.device)[:, None]
 

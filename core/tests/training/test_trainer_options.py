@@ -201,7 +201,8 @@ def test_a_loss_spike_is_skipped_and_counted_apart_from_nan_steps():
     assert trainer.spikes == 1 and trainer.nonfinite == 0
     assert after["nonfinite"] == [1, 1]  # skipped steps, streak
     # the running means are of the five accepted steps only
-    assert after["spikes"][1:] == before["spikes"][1:] and before["spikes"][3] == 5
+    assert after["spikes"][1:4] == before["spikes"][1:4] and before["spikes"][3] == 5
+    assert after["spikes"][4] == 1  # the spike in the current run of skipped steps
     logs = []
     summary = trainer.fit(on_log=logs.append)
     assert summary.spikes == 1 and summary.nonfinite == 0 and logs[-1]["spikes"] == 1
@@ -271,6 +272,27 @@ def test_a_loss_that_rises_for_good_stops_with_the_spike_message():
     assert "(5 spikes, 0 NaN/Inf in total" in message and "set it to null" in message
 
 
+class SpikeThenNaN(MLP):
+    """A loss spike on call 3, then NaN from call 6 on (0-based)."""
+
+    def __init__(self):
+        super().__init__(2, 16, 1, 4)
+        self.calls = 0
+
+    def forward(self, x, t, self_cond=None):
+        out = super().forward(x, t)
+        self.calls += 1
+        return out * {4: 1e3}.get(self.calls, float("nan") if self.calls > 6 else 1.0)
+
+
+def test_a_nan_streak_after_an_earlier_spike_stops_with_the_nan_message():
+    trainer = _trainer(model=SpikeThenNaN(), steps=100, skip_spikes=10, max_nonfinite=4)
+    with pytest.raises(NumericalError) as info:
+        trainer.fit()
+    assert "the loss or its gradient was NaN/Inf in" in str(info.value)
+    assert trainer.spikes == 1 and trainer.nonfinite >= 4
+
+
 def test_a_checkpoint_from_before_the_guard_resumes_with_it():
     old = _trainer(steps=10)
     old.fit(should_stop=lambda: old.step >= 4)
@@ -281,6 +303,9 @@ def test_a_checkpoint_from_before_the_guard_resumes_with_it():
     guarded.fit()
     assert guarded.step == 10 and guarded.spikes == 0
     assert guarded.state_dict()["spikes"][3] == 6  # its means start at the first resumed step
+    # a checkpoint of the guard's first form (no count of the streak's spikes) resumes too
+    state["spikes"] = guarded.state_dict()["spikes"][:4]
+    _trainer(steps=12, skip_spikes=10).load_state_dict(state)
 
 
 def _allow_fused_adam_found_inf_move(monkeypatch):

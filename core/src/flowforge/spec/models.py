@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flowforge.grids import GRIDS, check_grid_name
 from flowforge.paths.base import PREDICTIONS
 
 Prediction = Literal[PREDICTIONS]  # type: ignore[valid-type]  # one list: flowforge.paths.base
@@ -308,9 +309,6 @@ class TrainSpec(Strict):
         return self
 
 
-NAMED_GRIDS = ("auto", "uniform", "logsnr", "edm")
-
-
 class SampleSpec(Strict):
     """Generation settings: any registered solver with an exact number of model calls."""
 
@@ -323,19 +321,14 @@ class SampleSpec(Strict):
         description="auto (the path's recommended grid, uniform on cond_ot; else the "
         "solver's), uniform, logsnr, edm, or a grid saved by `flowforge tune` (a .json file, "
         "relative to the working directory) for this solver and nfe",
-        json_schema_extra={"anyOf": [{"enum": list(NAMED_GRIDS)}, {"pattern": r"\.json$"}]},
+        json_schema_extra={"anyOf": [{"enum": list(GRIDS)}, {"pattern": r"\.json$"}]},
     )
     t_span: tuple[Time, Time] | None = Field(None, description="(t0, t1); default: the path's")
 
     @field_validator("time_grid")
     @classmethod
     def _known_grid(cls, value: str) -> str:
-        if value not in NAMED_GRIDS and not value.endswith(".json"):
-            raise ValueError(
-                f"{value!r} is not a time grid: use one of {', '.join(NAMED_GRIDS)}, or the "
-                "path of a .json grid saved by `flowforge tune`"
-            )
-        return value
+        return check_grid_name(value)
 
     @field_validator("t_span")
     @classmethod

@@ -62,8 +62,8 @@ from flowforge.training.objective import Batch, Objective, split_batch
 # Device-side counters, one float64 vector so that reading them is one host transfer.
 _LOSS_SUM, _LOSS_STEPS, _SKIPPED, _STREAK = range(4)
 # The spike guard's device state: spikes skipped, running means of the accepted steps' loss and
-# gradient norm, accepted steps.
-_SPIKES, _MEAN_LOSS, _MEAN_NORM, _SEEN = range(4)
+# gradient norm, accepted steps, spikes in the current run of skipped steps.
+_SPIKES, _MEAN_LOSS, _MEAN_NORM, _SEEN, _STREAK_SPIKES = range(5)
 _SPIKE_MEAN_RATE = 0.01  # the running mean's weight of each accepted step (about 100 steps)
 
 
@@ -146,7 +146,7 @@ class Trainer:
             const, dtype=torch.float64, device=self.device
         )
         self._found_inf = torch.zeros((), dtype=torch.float32, device=self.device)
-        self._spikes = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self._spikes = torch.zeros(5, dtype=torch.float64, device=self.device)
         use_side = config.draw_ahead and self.device.type == "cuda"
         self._side = torch.cuda.Stream(self.device) if use_side else None
         self._side_waited = False
@@ -287,12 +287,15 @@ class Trainer:
         values = torch.stack([loss.detach(), norm.detach()]).double()
         within = (values <= self.config.skip_spikes * means).all()
         calm = finite & ((seen == 0) | within)
+        spike = finite & ~calm
         updated = torch.where(seen == 0, values, torch.lerp(means, values, _SPIKE_MEAN_RATE))
+        in_streak = torch.where(calm, 0.0, self._spikes[_STREAK_SPIKES] + spike)
         self._spikes = torch.cat(
             [
-                (spikes + (finite & ~calm))[None],
+                (spikes + spike)[None],
                 torch.where(calm, updated, means),
                 (seen + calm)[None],
+                in_streak[None],
             ]
         )
         return calm
@@ -311,13 +314,18 @@ class Trainer:
 
     @property
     def nonfinite(self) -> int:
-        """Steps skipped so far because their loss or gradient was NaN/Inf (a host read)."""
-        return int(self._tally[_SKIPPED].item()) - self.spikes
+        """Steps skipped so far because their loss or gradient was NaN/Inf (host reads)."""
+        return self._skipped()[0]
 
     @property
     def spikes(self) -> int:
         """Steps skipped so far as spikes (`train.skip_spikes`; a host read)."""
         return int(self._spikes[_SPIKES].item())
+
+    def _skipped(self) -> tuple[int, int]:
+        """(NaN/Inf steps, spikes) skipped so far: the tally counts both."""
+        spikes = self.spikes
+        return int(self._tally[_SKIPPED].item()) - spikes, spikes
 
     def check_streak(self) -> None:
         """Raise `NumericalError` if the last `max_nonfinite` or more steps were all skipped."""
@@ -325,8 +333,9 @@ class Trainer:
         streak, total = int(tally[_STREAK]), int(tally[_SKIPPED])
         if streak < self.config.max_nonfinite:
             return
-        spikes = self.spikes
-        if spikes:
+        guard = self._spikes.tolist()
+        spikes = int(guard[_SPIKES])
+        if guard[_STREAK_SPIKES]:
             raise NumericalError(
                 f"training stopped at step {self.step}: {streak} steps in a row were skipped, as "
                 f"NaN/Inf or as spikes of the loss or gradient norm above train.skip_spikes "
@@ -402,9 +411,10 @@ class Trainer:
                 mean = self.take_log()
                 last = mean if mean is not None else last
                 if on_log is not None:
-                    record = {"step": self.step, "loss": mean, "nonfinite": self.nonfinite}
+                    nonfinite, spikes = self._skipped()
+                    record = {"step": self.step, "loss": mean, "nonfinite": nonfinite}
                     if cfg.skip_spikes is not None:
-                        record["spikes"] = self.spikes
+                        record["spikes"] = spikes
                     on_log({**record, "lr": self.lr})
             if evaluate is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                 values = self.evaluate(evaluate)
@@ -434,7 +444,8 @@ class Trainer:
 
     def _summary(self, last: float | None, interrupted: bool, start: float) -> TrainSummary:
         seconds = time.perf_counter() - start
-        return TrainSummary(self.step, last, self.nonfinite, interrupted, seconds, self.spikes)
+        nonfinite, spikes = self._skipped()
+        return TrainSummary(self.step, last, nonfinite, interrupted, seconds, spikes)
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -470,7 +481,9 @@ class Trainer:
             step = int(state["step"])
             skipped, streak = (int(v) for v in state["nonfinite"])
             loss_sum, loss_steps = float(state["loss_window"][0]), int(state["loss_window"][1])
-            spikes = [float(v) for v in state.get("spikes", (0.0,) * 4)]  # (older: none)
+            # older checkpoints: no guard state, or none of the streak's spikes
+            spikes = [float(v) for v in state.get("spikes", ())]
+            spikes += [0.0] * (len(self._spikes) - len(spikes))
             self.ema.load_state_dict(state["ema"])
             rng.restore(self.generator, state["rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
